@@ -1,0 +1,80 @@
+# aptfleet — build, test and demo targets. `make help` lists them.
+
+SHELL        := /bin/bash
+GO           ?= go
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS      := -s -w -X main.version=$(VERSION)
+TOOLS        := $(CURDIR)/.tools
+export PATH  := $(TOOLS):$(PATH)
+
+# Debian packages the tests use. `make deps` installs the missing ones.
+DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
+                apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip
+
+# Tools installed with `go install` into .tools/.
+VERSITYGW_VERSION := v1.8.0
+TFLINT_VERSION    := v0.64.0
+
+# Cached debootstrapped Debian root used by the system tests (nspawn instances).
+APTFLEET_TESTROOT ?= /var/cache/aptfleet/testroot/bookworm
+export APTFLEET_TESTROOT
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## build every binary into ./bin, version stamped
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+.PHONY: deps
+deps: ## install the Debian packages the tests need (as root), or print the command
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$(echo $$missing)"; \
+	if [ "$$(id -u)" = 0 ]; then echo "deps: installing $$(echo $$missing)"; \
+	  systemctl mask --now redis-server.service haproxy.service >/dev/null 2>&1 || true; \
+	  bash -c "$$cmd"; \
+	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
+
+.PHONY: tools
+tools: $(TOOLS)/versitygw $(TOOLS)/tflint ## install versitygw and tflint into .tools/
+
+$(TOOLS)/versitygw:
+	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+
+$(TOOLS)/tflint:
+	GOBIN=$(TOOLS) $(GO) install github.com/terraform-linters/tflint@$(TFLINT_VERSION)
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
+
+.PHONY: test
+test: deps tools testroot lint ## the full test suite: installs what it needs, then runs every test
+	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+
+.PHONY: test-short
+test-short: ## the tests, without installing anything (missing tools skip)
+	$(GO) test ./...
+
+.PHONY: clean
+clean: ## remove build outputs
+	rm -rf bin dist .demo
+
+# The base root is built once per machine and copied per test instance.
+TESTROOT_PACKAGES := systemd,systemd-sysv,dbus,ca-certificates,curl,iproute2,procps,gnupg
+
+.PHONY: testroot
+testroot: $(APTFLEET_TESTROOT)/.complete ## debootstrap the cached Debian root the system tests boot
+
+$(APTFLEET_TESTROOT)/.complete:
+	@if [ "$$(id -u)" != 0 ]; then echo "testroot: debootstrap needs root; system tests will skip"; exit 1; fi
+	rm -rf $(APTFLEET_TESTROOT).tmp && mkdir -p $(dir $(APTFLEET_TESTROOT))
+	debootstrap --variant=minbase --include=$(TESTROOT_PACKAGES) bookworm $(APTFLEET_TESTROOT).tmp http://deb.debian.org/debian
+	rm -rf $(APTFLEET_TESTROOT) && mv $(APTFLEET_TESTROOT).tmp $(APTFLEET_TESTROOT)
+	touch $@

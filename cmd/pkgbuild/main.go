@@ -1,0 +1,62 @@
+// Command pkgbuild builds an application into a Debian package and manages the
+// signed apt repository the fleet installs from.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is stamped by the Makefile with -ldflags -X.
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pkgbuild: "+err.Error())
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		os.Exit(1)
+	}
+}
+
+// exitError carries a specific exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+// run executes the command line args, writing to stdout and stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := &cobra.Command{
+		Use:   "pkgbuild",
+		Short: "Build Debian packages and publish them to a signed apt repository",
+		Long: `pkgbuild turns an application tree into a Debian package (each Procfile
+process becomes a systemd unit) and manages the signed apt repository on S3 or
+a local directory that the fleet's instances install from.`,
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newBuildCmd(),
+	)
+	return root.ExecuteContext(ctx)
+}

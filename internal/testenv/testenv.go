@@ -1,0 +1,45 @@
+// Package testenv lets tests that need real outside tools (redis-server, serf,
+// apt-get, lintian, systemd-nspawn, an S3-compatible server) say so.
+//
+// A missing tool skips the test with the reason on a developer machine. Under CI
+// (CI or APTFLEET_NO_SKIP set in the environment) the same condition fails the
+// test instead, so a green CI run means every test really ran.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Strict reports whether skips are turned into failures.
+func Strict() bool {
+	return os.Getenv("APTFLEET_NO_SKIP") != "" || os.Getenv("CI") != ""
+}
+
+// Skip skips t with reason, or fails it under Strict.
+func Skip(t testing.TB, reason string) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf("required for this test and not available (skips are failures under CI): %s", reason)
+	}
+	t.Skip(reason)
+}
+
+// NeedTools skips (or fails under CI) unless every named program is on PATH.
+func NeedTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			Skip(t, tool+" is not installed (run `make deps`)")
+		}
+	}
+}
+
+// NeedRoot skips (or fails under CI) unless the test runs as root.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Skip(t, "needs root")
+	}
+}
