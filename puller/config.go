@@ -1,0 +1,360 @@
+package puller
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultConfigPath is where the agent's configuration lives on an instance.
+const DefaultConfigPath = "/etc/aptfleet/puller.yaml"
+
+// Config is the agent's configuration, /etc/aptfleet/puller.yaml. Every field
+// has a default (DefaultConfig) except apps, which must list at least one app.
+type Config struct {
+	// HostID names this host in Redis, in Serf and in events. Default: ""
+	// meaning the EC2 instance id read from IMDSv2 when available, else the
+	// hostname (resolved by the command, not by this package).
+	HostID string `yaml:"host_id"`
+	// Apps are the applications this host runs. Required, at least one.
+	Apps []App `yaml:"apps"`
+	// Fraction of the live hosts of an app/env that may deploy at once:
+	// cap = max(1, floor(fraction x alive members)). Default 0.25; must be in (0, 1].
+	Fraction float64 `yaml:"fraction"`
+	// Schedule is the cron spec (robfig/cron standard syntax, including
+	// descriptors such as "@every 1m") of the periodic check. Default "@every 1m".
+	Schedule string `yaml:"schedule"`
+	// Jitter spreads the hosts' ticks: each host waits a fixed offset in
+	// [0, jitter) derived from its host id after every tick. Default 20s.
+	Jitter time.Duration `yaml:"jitter"`
+	// LockTTL is the lease of a deploy slot; it is renewed every LockTTL/3
+	// while the deploy runs. Default 30s.
+	LockTTL time.Duration `yaml:"lock_ttl"`
+	// LockPoll is how often a host waiting for a slot retries. Default 1s.
+	LockPoll time.Duration `yaml:"lock_poll"`
+	// Redis holds the rolling lock, the broken marks and the fleet state.
+	Redis Redis `yaml:"redis"`
+	// Serf is the embedded gossip member that counts live hosts and carries
+	// "deploy" events.
+	Serf Serf `yaml:"serf"`
+	// SNSTopicARN, when set, receives every deploy event as JSON. Default ""
+	// (events are only logged).
+	SNSTopicARN string `yaml:"sns_topic_arn"`
+	// MetricsListen, when set, serves Prometheus metrics at /metrics on this
+	// address (e.g. "127.0.0.1:9106"). Default "" (no listener).
+	MetricsListen string `yaml:"metrics_listen"`
+	// LogFormat is "text" or "json". Default "text".
+	LogFormat string `yaml:"log_format"`
+}
+
+// App is one application deployed on this host.
+type App struct {
+	// Name is the Debian package name. Required.
+	Name string `yaml:"name"`
+	// Env is the environment, e.g. "staging" or "production". Required.
+	Env string `yaml:"env"`
+	// Dist is the apt distribution the app is installed from. Default: Env.
+	Dist string `yaml:"dist"`
+	// Repo is the repository root: "s3://BUCKET/PREFIX" or an
+	// http(s):// URL. Required.
+	Repo string `yaml:"repo"`
+	// Keyring is the OpenPGP public keyring that signs the repository.
+	// Default "/etc/apt/keyrings/aptfleet.gpg".
+	Keyring string `yaml:"keyring"`
+	// Arch is the Debian architecture read from the index. Default "amd64".
+	Arch string `yaml:"arch"`
+	// SourcesList is the apt source file of this app's repository, the only
+	// one refreshed before an install. Default "/etc/apt/sources.list.d/aptfleet.sources".
+	SourcesList string `yaml:"sources_list"`
+	// Units are restarted after an install. Default: ["<name>.target"].
+	Units []string `yaml:"units"`
+	// Health is the app's HTTP health check.
+	Health Health `yaml:"health"`
+	// Drain takes the host out of the load balancer around the restart.
+	Drain Drain `yaml:"drain"`
+}
+
+// Health is an HTTP health check: Consecutive 2xx answers within Deadline.
+type Health struct {
+	// URL is checked with GET. Default "" (no health check: a restart that
+	// leaves the units active counts as healthy).
+	URL string `yaml:"url"`
+	// Consecutive 2xx answers needed. Default 3.
+	Consecutive int `yaml:"consecutive"`
+	// Interval between requests. Default 1s.
+	Interval time.Duration `yaml:"interval"`
+	// Timeout of one request. Default 2s.
+	Timeout time.Duration `yaml:"timeout"`
+	// Deadline for the whole check. Default 60s.
+	Deadline time.Duration `yaml:"deadline"`
+}
+
+// Drain says how the host leaves and rejoins the load balancer.
+type Drain struct {
+	// Strategy is "none", "haproxy", "elbv2" or "command". Default "none".
+	Strategy string `yaml:"strategy"`
+	// Time is the longest wait for connections to drain. Default 30s.
+	Time time.Duration `yaml:"time"`
+	// HAProxy is used by the "haproxy" strategy.
+	HAProxy HAProxy `yaml:"haproxy"`
+	// ELBv2 is used by the "elbv2" strategy.
+	ELBv2 ELBv2 `yaml:"elbv2"`
+	// Command is used by the "command" strategy.
+	Command DrainCommand `yaml:"command"`
+}
+
+// HAProxy addresses one server of an HAProxy backend through its runtime API.
+type HAProxy struct {
+	// Socket is the runtime API: a unix socket path or "tcp://HOST:PORT".
+	// Default "/run/haproxy/admin.sock".
+	Socket string `yaml:"socket"`
+	// Backend is the backend name. Required for the haproxy strategy.
+	Backend string `yaml:"backend"`
+	// Server is the server name in the backend. Default: the host id.
+	Server string `yaml:"server"`
+}
+
+// ELBv2 is an Application/Network Load Balancer target group.
+type ELBv2 struct {
+	// TargetGroupARN is the target group. Required for the elbv2 strategy.
+	TargetGroupARN string `yaml:"target_group_arn"`
+	// Port of the target; default 0 (the target group's port).
+	Port int `yaml:"port"`
+	// Region of the target group. Default "" (the SDK's default chain / IMDS).
+	Region string `yaml:"region"`
+}
+
+// DrainCommand runs shell commands to drain and restore the host.
+type DrainCommand struct {
+	// Drain is run with /bin/sh -c before the install. Required for the command strategy.
+	Drain string `yaml:"drain"`
+	// Restore is run with /bin/sh -c after the host is healthy. Required for the command strategy.
+	Restore string `yaml:"restore"`
+}
+
+// Redis is the connection to the Redis server holding the fleet's state.
+type Redis struct {
+	// Addr is HOST:PORT. Default "127.0.0.1:6379".
+	Addr string `yaml:"addr"`
+	// Username for Redis ACLs. Default "" (the default user).
+	Username string `yaml:"username"`
+	// Password (AUTH). Default "". Prefer PasswordFile.
+	Password string `yaml:"password"`
+	// PasswordFile holds the password (trailing newline ignored). Default "".
+	PasswordFile string `yaml:"password_file"`
+	// DB is the database number. Default 0.
+	DB int `yaml:"db"`
+	// TLS connects with TLS (ElastiCache in-transit encryption). Default false.
+	TLS bool `yaml:"tls"`
+	// TLSCAFile is a PEM bundle to verify the server with. Default "" (system roots).
+	TLSCAFile string `yaml:"tls_ca_file"`
+	// TLSServerName overrides the name verified in the server certificate. Default "" (the host of Addr).
+	TLSServerName string `yaml:"tls_server_name"`
+	// Prefix of every key. Default "aptfleet:".
+	Prefix string `yaml:"prefix"`
+}
+
+// Serf is the embedded gossip member.
+type Serf struct {
+	// NodeName in the cluster. Default: the host id.
+	NodeName string `yaml:"node_name"`
+	// Bind is the gossip address. Default "0.0.0.0:7946".
+	Bind string `yaml:"bind"`
+	// Advertise is the address told to other members. Default "" (derived from Bind).
+	Advertise string `yaml:"advertise"`
+	// Join lists HOST:PORT of members to join at start. Default none (the
+	// host waits for others to join it).
+	Join []string `yaml:"join"`
+	// EncryptKeyFile holds the base64 gossip key (16, 24 or 32 bytes). Default "" (no encryption).
+	EncryptKeyFile string `yaml:"encrypt_key_file"`
+}
+
+// DefaultConfig returns the defaults of every field; Apps is empty.
+func DefaultConfig() Config {
+	return Config{
+		Fraction: 0.25,
+		Schedule: "@every 1m",
+		Jitter:   20 * time.Second,
+		LockTTL:  30 * time.Second,
+		LockPoll: time.Second,
+		Redis: Redis{
+			Addr:   "127.0.0.1:6379",
+			Prefix: "aptfleet:",
+		},
+		Serf:      Serf{Bind: "0.0.0.0:7946"},
+		LogFormat: "text",
+	}
+}
+
+// defaultApp fills an app's unset fields.
+func defaultApp(a App) App {
+	if a.Dist == "" {
+		a.Dist = a.Env
+	}
+	if a.Keyring == "" {
+		a.Keyring = "/etc/apt/keyrings/aptfleet.gpg"
+	}
+	if a.Arch == "" {
+		a.Arch = "amd64"
+	}
+	if a.SourcesList == "" {
+		a.SourcesList = "/etc/apt/sources.list.d/aptfleet.sources"
+	}
+	if len(a.Units) == 0 {
+		a.Units = []string{a.Name + ".target"}
+	}
+	if a.Health.Consecutive == 0 {
+		a.Health.Consecutive = 3
+	}
+	if a.Health.Interval == 0 {
+		a.Health.Interval = time.Second
+	}
+	if a.Health.Timeout == 0 {
+		a.Health.Timeout = 2 * time.Second
+	}
+	if a.Health.Deadline == 0 {
+		a.Health.Deadline = 60 * time.Second
+	}
+	if a.Drain.Strategy == "" {
+		a.Drain.Strategy = "none"
+	}
+	if a.Drain.Time == 0 {
+		a.Drain.Time = 30 * time.Second
+	}
+	if a.Drain.HAProxy.Socket == "" {
+		a.Drain.HAProxy.Socket = "/run/haproxy/admin.sock"
+	}
+	return a
+}
+
+// ErrConfig marks a configuration error.
+var ErrConfig = errors.New("puller: bad config")
+
+// ParseConfig decodes YAML over DefaultConfig, rejecting unknown keys, fills
+// the per-app defaults and validates the result. name is only used in errors.
+func ParseConfig(name string, r io.Reader) (Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return Config{}, fmt.Errorf("read %s: %w", name, err)
+	}
+	cfg := DefaultConfig()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, fmt.Errorf("%s: %w: empty file", name, ErrConfig)
+		}
+		return Config{}, fmt.Errorf("%s: %w: %s", name, ErrConfig, oneLine(strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")))
+	}
+	for i := range cfg.Apps {
+		cfg.Apps[i] = defaultApp(cfg.Apps[i])
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+var (
+	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`) // Debian package names
+	envRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// Validate reports the first problem in c as an ErrConfig error naming the field.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if len(c.Apps) == 0 {
+		return bad("apps: at least one app is required")
+	}
+	if !(c.Fraction > 0 && c.Fraction <= 1) {
+		return bad("fraction: %v is outside (0, 1]", c.Fraction)
+	}
+	if _, err := ParseSchedule(c.Schedule); err != nil {
+		return bad("schedule: %q: %s", c.Schedule, oneLine(err.Error()))
+	}
+	if c.Jitter < 0 {
+		return bad("jitter: %s is negative", c.Jitter)
+	}
+	if c.LockTTL < 300*time.Millisecond {
+		return bad("lock_ttl: %s is shorter than 300ms", c.LockTTL)
+	}
+	if c.LockPoll <= 0 {
+		return bad("lock_poll: %s must be positive", c.LockPoll)
+	}
+	if c.Redis.Addr == "" {
+		return bad("redis.addr: empty")
+	}
+	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
+		return bad("redis: password and password_file are both set")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return bad("log_format: %q is not text or json", c.LogFormat)
+	}
+	seen := map[string]bool{}
+	for i, a := range c.Apps {
+		field := fmt.Sprintf("apps[%d]", i)
+		if !nameRE.MatchString(a.Name) {
+			return bad("%s.name: %q is not a Debian package name", field, a.Name)
+		}
+		if !envRE.MatchString(a.Env) {
+			return bad("%s.env: %q is not a valid environment name", field, a.Env)
+		}
+		if !envRE.MatchString(a.Dist) {
+			return bad("%s.dist: %q is not a valid distribution name", field, a.Dist)
+		}
+		key := a.Name + "/" + a.Env
+		if seen[key] {
+			return bad("%s: %s is listed twice", field, key)
+		}
+		seen[key] = true
+		if !strings.HasPrefix(a.Repo, "s3://") && !strings.HasPrefix(a.Repo, "http://") &&
+			!strings.HasPrefix(a.Repo, "https://") && !strings.HasPrefix(a.Repo, "file://") {
+			return bad("%s.repo: %q is not an s3://, http(s):// or file:// URL", field, a.Repo)
+		}
+		if a.Health.Consecutive < 1 {
+			return bad("%s.health.consecutive: %d is less than 1", field, a.Health.Consecutive)
+		}
+		switch a.Drain.Strategy {
+		case "none":
+		case "haproxy":
+			if a.Drain.HAProxy.Backend == "" {
+				return bad("%s.drain.haproxy.backend: required by the haproxy strategy", field)
+			}
+		case "elbv2":
+			if a.Drain.ELBv2.TargetGroupARN == "" {
+				return bad("%s.drain.elbv2.target_group_arn: required by the elbv2 strategy", field)
+			}
+		case "command":
+			if a.Drain.Command.Drain == "" || a.Drain.Command.Restore == "" {
+				return bad("%s.drain.command: drain and restore are required by the command strategy", field)
+			}
+		default:
+			return bad("%s.drain.strategy: %q is not none, haproxy, elbv2 or command", field, a.Drain.Strategy)
+		}
+	}
+	return nil
+}
+
+// ParseSchedule parses a robfig/cron standard spec ("*/5 * * * *", "@every 1m").
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	if strings.TrimSpace(spec) == "" {
+		return nil, errors.New("empty schedule")
+	}
+	return cron.ParseStandard(spec)
+}
+
+// oneLine folds a multi-line message (yaml.v3 lists every error on its own line).
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
+}
