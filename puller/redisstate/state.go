@@ -1,0 +1,313 @@
+// Package redisstate keeps the fleet's deploy state in Redis: which versions
+// are broken, what each host runs, and how each rollout progresses.
+//
+// Keys (Prefix defaults to "aptfleet:"):
+//
+//	{prefix}{app}:{env}:broken             hash version -> JSON {reason, host, at}
+//	{prefix}{app}:{env}:hosts              hash host -> JSON {version, state, at}
+//	{prefix}{app}:{env}:rollout:{version}  hash total, done, failed, started, finished (and cap)
+package redisstate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Host states written by the agent.
+const (
+	StateOK          = "ok"           // running Version, healthy (or nothing to do)
+	StateWaiting     = "waiting"      // waiting for a deploy slot for Version
+	StateDeploying   = "deploying"    // draining, installing, restarting, checking Version
+	StateRollingBack = "rolling_back" // Version failed; going back to the previous one
+	StateFailed      = "failed"       // the rollback failed too: the host needs a human
+	StateBootstrap   = "bootstrapping"
+)
+
+// Broken is why a version was marked broken.
+type Broken struct {
+	Reason string    `json:"reason"`
+	Host   string    `json:"host"`
+	At     time.Time `json:"at"`
+}
+
+// Host is what one host reports about one app.
+type Host struct {
+	Version string    `json:"version"`
+	State   string    `json:"state"`
+	At      time.Time `json:"at"`
+}
+
+// Rollout is the progress of one version in one app/env.
+type Rollout struct {
+	Version  string
+	Total    int       // hosts expected (the largest live count seen)
+	Done     int       // hosts healthy on the version
+	Failed   int       // hosts that failed it
+	Cap      int       // smallest slot cap recorded by the semaphore (0 if none)
+	Started  time.Time // zero if unknown
+	Finished time.Time // zero while running
+}
+
+// Options configure a Store.
+type Options struct {
+	// Prefix of every key. Default "aptfleet:".
+	Prefix string
+	// Now is the clock used for "at" fields. Default time.Now.
+	Now func() time.Time
+}
+
+// Store reads and writes the state.
+type Store struct {
+	rdb    redis.UniversalClient
+	prefix string
+	now    func() time.Time
+}
+
+// New returns a Store on rdb.
+func New(rdb redis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "aptfleet:"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now}
+}
+
+func (s *Store) key(app, env, what string) string {
+	return s.prefix + app + ":" + env + ":" + what
+}
+
+// RolloutKey is the full key of version's rollout hash, the semaphore's CapKey.
+func (s *Store) RolloutKey(app, env, version string) string {
+	return s.key(app, env, "rollout:"+version)
+}
+
+// Broken returns every broken version of app/env.
+func (s *Store) Broken(ctx context.Context, app, env string) (map[string]Broken, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key(app, env, "broken")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read broken versions of %s/%s: %w", app, env, err)
+	}
+	out := make(map[string]Broken, len(m))
+	for v, raw := range m {
+		var b Broken
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			b = Broken{Reason: raw} // written by hand: keep the text
+		}
+		out[v] = b
+	}
+	return out, nil
+}
+
+// IsBroken reports whether version is marked broken, with the mark.
+func (s *Store) IsBroken(ctx context.Context, app, env, version string) (*Broken, error) {
+	raw, err := s.rdb.HGet(ctx, s.key(app, env, "broken"), version).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read broken mark of %s/%s %s: %w", app, env, version, err)
+	}
+	var b Broken
+	if err := json.Unmarshal([]byte(raw), &b); err != nil {
+		b = Broken{Reason: raw}
+	}
+	return &b, nil
+}
+
+// markBroken sets the mark unless one exists and ends the rollout.
+var markBroken = redis.NewScript(`
+local first = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSETNX', KEYS[2], 'finished', ARGV[3])
+return first`)
+
+// MarkBroken marks version broken for app/env (the first mark wins) and ends
+// its rollout. It reports whether this call set the mark.
+func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b Broken) (bool, error) {
+	if b.At.IsZero() {
+		b.At = s.now()
+	}
+	raw, _ := json.Marshal(b)
+	n, err := markBroken.Run(ctx, s.rdb, []string{s.key(app, env, "broken"), s.RolloutKey(app, env, version)},
+		version, raw, b.At.UTC().Format(time.RFC3339Nano)).Int()
+	if err != nil {
+		return false, fmt.Errorf("mark %s/%s %s broken: %w", app, env, version, err)
+	}
+	return n == 1, nil
+}
+
+// Unbreak removes version's broken mark (an operator's decision).
+func (s *Store) Unbreak(ctx context.Context, app, env, version string) error {
+	if err := s.rdb.HDel(ctx, s.key(app, env, "broken"), version).Err(); err != nil {
+		return fmt.Errorf("unmark %s/%s %s: %w", app, env, version, err)
+	}
+	return nil
+}
+
+// SetHost records host's version and state for app/env, stamped now.
+func (s *Store) SetHost(ctx context.Context, app, env, host, version, state string) error {
+	raw, _ := json.Marshal(Host{Version: version, State: state, At: s.now().UTC()})
+	if err := s.rdb.HSet(ctx, s.key(app, env, "hosts"), host, raw).Err(); err != nil {
+		return fmt.Errorf("record host %s of %s/%s: %w", host, app, env, err)
+	}
+	return nil
+}
+
+// RemoveHost forgets host (a terminated instance).
+func (s *Store) RemoveHost(ctx context.Context, app, env, host string) error {
+	if err := s.rdb.HDel(ctx, s.key(app, env, "hosts"), host).Err(); err != nil {
+		return fmt.Errorf("remove host %s of %s/%s: %w", host, app, env, err)
+	}
+	return nil
+}
+
+// Hosts returns every host recorded for app/env.
+func (s *Store) Hosts(ctx context.Context, app, env string) (map[string]Host, error) {
+	m, err := s.rdb.HGetAll(ctx, s.key(app, env, "hosts")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read hosts of %s/%s: %w", app, env, err)
+	}
+	out := make(map[string]Host, len(m))
+	for h, raw := range m {
+		var v Host
+		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+			continue // not ours
+		}
+		out[h] = v
+	}
+	return out, nil
+}
+
+// startRollout: total = max(total, ARGV[1]); started set once.
+var startRollout = redis.NewScript(`
+local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+if tonumber(ARGV[1]) > t then redis.call('HSET', KEYS[1], 'total', ARGV[1]) end
+redis.call('HSETNX', KEYS[1], 'started', ARGV[2])
+redis.call('HSETNX', KEYS[1], 'done', 0)
+redis.call('HSETNX', KEYS[1], 'failed', 0)
+return 1`)
+
+// StartRollout records that a host begins version with alive hosts in the
+// app/env: total becomes the largest alive count seen, started is set once.
+func (s *Store) StartRollout(ctx context.Context, app, env, version string, alive int) error {
+	err := startRollout.Run(ctx, s.rdb, []string{s.RolloutKey(app, env, version)},
+		alive, s.now().UTC().Format(time.RFC3339Nano)).Err()
+	if err != nil {
+		return fmt.Errorf("start rollout of %s/%s %s: %w", app, env, version, err)
+	}
+	return nil
+}
+
+// finishHost counts a host's result and sets finished once every host counted.
+var finishHost = redis.NewScript(`
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+local d = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
+local f = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
+if f > 0 or (t > 0 and d + f >= t) then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+return 1`)
+
+// FinishHost counts one host's result for version (done when ok, else failed)
+// and returns the rollout afterwards. A failure finishes the rollout.
+func (s *Store) FinishHost(ctx context.Context, app, env, version string, ok bool) (Rollout, error) {
+	field := "failed"
+	if ok {
+		field = "done"
+	}
+	key := s.RolloutKey(app, env, version)
+	if err := finishHost.Run(ctx, s.rdb, []string{key}, field, s.now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return Rollout{}, fmt.Errorf("count %s/%s %s: %w", app, env, version, err)
+	}
+	return s.Rollout(ctx, app, env, version)
+}
+
+// Rollout reads version's rollout; a rollout never started is the zero Rollout
+// with Version set.
+func (s *Store) Rollout(ctx context.Context, app, env, version string) (Rollout, error) {
+	m, err := s.rdb.HGetAll(ctx, s.RolloutKey(app, env, version)).Result()
+	if err != nil {
+		return Rollout{}, fmt.Errorf("read rollout of %s/%s %s: %w", app, env, version, err)
+	}
+	return parseRollout(version, m), nil
+}
+
+func parseRollout(version string, m map[string]string) Rollout {
+	r := Rollout{Version: version}
+	r.Total, _ = strconv.Atoi(m["total"])
+	r.Done, _ = strconv.Atoi(m["done"])
+	r.Failed, _ = strconv.Atoi(m["failed"])
+	r.Cap, _ = strconv.Atoi(m["cap"])
+	r.Started, _ = time.Parse(time.RFC3339Nano, m["started"])
+	r.Finished, _ = time.Parse(time.RFC3339Nano, m["finished"])
+	return r
+}
+
+// Rollouts returns every rollout of app/env, the most recently started first.
+func (s *Store) Rollouts(ctx context.Context, app, env string) ([]Rollout, error) {
+	prefix := s.RolloutKey(app, env, "")
+	var out []Rollout
+	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 200).Iterator()
+	for iter.Next(ctx) {
+		version := strings.TrimPrefix(iter.Val(), prefix)
+		r, err := s.Rollout(ctx, app, env, version)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list rollouts of %s/%s: %w", app, env, err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Started.Equal(out[j].Started) {
+			return out[i].Started.After(out[j].Started)
+		}
+		return out[i].Version > out[j].Version
+	})
+	return out, nil
+}
+
+// AppEnv names one app in one environment.
+type AppEnv struct{ App, Env string }
+
+// AppEnvs lists every app/env with a hosts hash, sorted.
+func (s *Store) AppEnvs(ctx context.Context) ([]AppEnv, error) {
+	seen := map[AppEnv]bool{}
+	iter := s.rdb.Scan(ctx, 0, escapeGlob(s.prefix)+"*:hosts", 200).Iterator()
+	for iter.Next(ctx) {
+		rest := strings.TrimSuffix(strings.TrimPrefix(iter.Val(), s.prefix), ":hosts")
+		app, env, ok := strings.Cut(rest, ":")
+		if !ok || strings.Contains(env, ":") {
+			continue
+		}
+		seen[AppEnv{app, env}] = true
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	out := make([]AppEnv, 0, len(seen))
+	for ae := range seen {
+		out = append(out, ae)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].App != out[j].App {
+			return out[i].App < out[j].App
+		}
+		return out[i].Env < out[j].Env
+	})
+	return out, nil
+}
+
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+	return r.Replace(s)
+}

@@ -1,0 +1,158 @@
+package redisstate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/internal/testenv"
+)
+
+func newStore(t *testing.T, now func() time.Time) (*Store, *redis.Client) {
+	t.Helper()
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return New(rdb, Options{Prefix: "t:", Now: now}), rdb
+}
+
+func TestBrokenFirstMarkWins(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := newStore(t, nil)
+	var wg sync.WaitGroup
+	firsts := make(chan string, 8)
+	for _, h := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first, err := s.MarkBroken(ctx, "hello", "staging", "1.1", Broken{Reason: "health", Host: h})
+			if err != nil {
+				t.Error(err)
+			}
+			if first {
+				firsts <- h
+			}
+		}()
+	}
+	wg.Wait()
+	close(firsts)
+	var winners []string
+	for h := range firsts {
+		winners = append(winners, h)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d hosts set the mark (%v), want exactly 1", len(winners), winners)
+	}
+	b, err := s.IsBroken(ctx, "hello", "staging", "1.1")
+	if err != nil || b == nil || b.Host != winners[0] || b.Reason != "health" {
+		t.Fatalf("IsBroken = %+v, %v; want the mark of %s", b, err, winners[0])
+	}
+	if nb, _ := s.IsBroken(ctx, "hello", "staging", "1.2"); nb != nil {
+		t.Errorf("1.2 reported broken: %+v", nb)
+	}
+	if keys, _ := rdb.Keys(ctx, "t:hello:staging:broken").Result(); len(keys) != 1 {
+		t.Errorf("broken key not at the documented name: %v", keys)
+	}
+	r, _ := s.Rollout(ctx, "hello", "staging", "1.1")
+	if r.Finished.IsZero() {
+		t.Errorf("a broken mark did not finish the rollout: %+v", r)
+	}
+}
+
+func TestRolloutCounts(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, nil)
+	for _, alive := range []int{3, 5, 4} {
+		if err := s.StartRollout(ctx, "hello", "staging", "2.0", alive); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := s.Rollout(ctx, "hello", "staging", "2.0")
+	if r.Total != 5 || r.Started.IsZero() || !r.Finished.IsZero() {
+		t.Fatalf("after start: %+v, want total 5 (largest alive), started, not finished", r)
+	}
+	for i := 0; i < 4; i++ {
+		if r, _ = s.FinishHost(ctx, "hello", "staging", "2.0", true); !r.Finished.IsZero() {
+			t.Fatalf("finished after %d of 5: %+v", i+1, r)
+		}
+	}
+	if r, _ = s.FinishHost(ctx, "hello", "staging", "2.0", true); r.Done != 5 || r.Finished.IsZero() {
+		t.Fatalf("after 5 of 5: %+v, want done 5 and finished", r)
+	}
+	r, _ = s.FinishHost(ctx, "hello", "staging", "3.0", false)
+	if r.Failed != 1 || r.Finished.IsZero() {
+		t.Fatalf("a failure: %+v, want failed 1 and finished", r)
+	}
+	list, err := s.Rollouts(ctx, "hello", "staging")
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Rollouts = %v, %v", list, err)
+	}
+}
+
+func TestWaitRollout(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newStore(t, clock)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.SetHost(ctx, "hello", "prod", "i-1", "1.0", StateOK))
+	must(s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
+	must(s.SetHost(ctx, "hello", "prod", "i-gone", "0.9", StateOK))
+	mu.Lock()
+	now = now.Add(time.Hour) // i-gone is now stale; i-1 and i-2 are refreshed below
+	mu.Unlock()
+	must(s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
+	must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+
+	t.Run("times out while a host is deploying", func(t *testing.T) {
+		c, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+		defer cancel()
+		_, err := s.WaitRollout(c, "hello", "prod", "2.0", WaitOptions{Poll: 20 * time.Millisecond})
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "1 of 2 live hosts") {
+			t.Fatalf("err = %v, want a deadline naming 1 of 2 live hosts", err)
+		}
+	})
+	t.Run("done when every live host is ok on the version", func(t *testing.T) {
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateOK))
+		}()
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := s.WaitRollout(c, "hello", "prod", "2.0", WaitOptions{Poll: 20 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("halted", func(t *testing.T) {
+		must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateRollingBack))
+		_, err := s.MarkBroken(ctx, "hello", "prod", "3.0", Broken{Reason: "health check: 503", Host: "i-2"})
+		must(err)
+		_, err = s.WaitRollout(ctx, "hello", "prod", "3.0", WaitOptions{Poll: 20 * time.Millisecond})
+		var he *HaltedError
+		if !errors.As(err, &he) || he.Broken.Host != "i-2" || !strings.Contains(err.Error(), "health check: 503") {
+			t.Fatalf("err = %v, want a HaltedError with the reason", err)
+		}
+	})
+	t.Run("status warns about two versions after the rollout ended", func(t *testing.T) {
+		must(s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
+		st, err := s.Status(ctx, "hello", "prod", 0)
+		must(err)
+		if st.Latest == nil || st.Latest.Version != "3.0" || !strings.Contains(st.Warning, "2 versions") {
+			t.Fatalf("status = %+v, want latest 3.0 and a 2-versions warning", st)
+		}
+		if len(st.Hosts) != 3 || st.Hosts[2].Name != "i-gone" || st.Hosts[2].Live {
+			t.Errorf("hosts = %+v, want i-gone listed and not live", st.Hosts)
+		}
+	})
+}
