@@ -1,0 +1,479 @@
+// Package redislock is the puller's rolling lock: a counting semaphore in Redis
+// that lets at most Cap hosts of one app and environment deploy at a time.
+//
+// The holders of a semaphore are a sorted set (host id -> lease expiry in Redis
+// server milliseconds) at <prefix><app>:<env>:slots, with each holder's token in
+// the hash <prefix><app>:<env>:tokens. One Lua script removes expired holders,
+// applies the cap and admits, reading the clock with Redis TIME only. A lease is
+// renewed in the background; its Context is cancelled as soon as the lease is
+// lost or can no longer be known to be valid, and Alive reports the same thing
+// for a check right before a destructive step. Release compares the token, so a
+// host can never release a slot that expired and went to someone else.
+//
+// AUTH, TLS, database and timeouts are the go-redis client's business: build the
+// client with redis.Options (Password, Username, TLSConfig) and pass it to New.
+package redislock
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Sentinels, returned as the cause of a lease's Context (context.Cause).
+var (
+	// ErrLost: Redis no longer holds this lease's token (it expired and was
+	// removed, or the host re-acquired with a new lease, or Redis lost its data).
+	ErrLost = errors.New("redislock: lease lost")
+	// ErrExpired: the lease could not be renewed before it ran out.
+	ErrExpired = errors.New("redislock: lease expired before it could be renewed")
+	// ErrReleased: Release was called.
+	ErrReleased = errors.New("redislock: lease released")
+)
+
+// BusyError is returned by TryAcquire when the semaphore admits nobody now.
+type BusyError struct {
+	Key     string   // "{app}:{env}"
+	Holders []string // hosts holding a slot, when full
+	Cap     int      // the cap applied (the smaller of the request's and the recorded one)
+	// Paused is set when admissions are paused after the slot set was lost (see
+	// Options.TTL); it is how long the pause still lasts.
+	Paused time.Duration
+}
+
+func (e *BusyError) Error() string {
+	if e.Paused > 0 {
+		return fmt.Sprintf("redislock: %s: admissions paused for %s after the slot set was lost", e.Key, e.Paused)
+	}
+	return fmt.Sprintf("redislock: %s: all %d slots held (%s)", e.Key, e.Cap, strings.Join(e.Holders, ", "))
+}
+
+// Options configure a Semaphore. Zero fields take the defaults in DefaultOptions.
+type Options struct {
+	// Prefix of every key. Default "aptfleet:".
+	Prefix string
+	// TTL of a lease: a holder that stops renewing loses its slot this long after
+	// its last renewal. It is also how long admissions pause when the slot set is
+	// found missing (Redis restarted without its data), so that no holder that
+	// still believes in a lost lease overlaps a new one. Default 30s.
+	TTL time.Duration
+	// RenewEvery is how often a held lease is renewed. Default TTL/3.
+	RenewEvery time.Duration
+	// PollEvery is how often Acquire retries while the semaphore is full (with
+	// +-20% jitter); a release wakes waiters at once through pub/sub. Default 1s.
+	PollEvery time.Duration
+	// Logger for lease loss and Redis trouble. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{Prefix: "aptfleet:", TTL: 30 * time.Second, RenewEvery: 10 * time.Second, PollEvery: time.Second}
+}
+
+// Request names the slot wanted.
+type Request struct {
+	Key  string // "{app}:{env}"
+	Host string // the host id: one slot per host
+	Cap  int    // how many hosts may hold a slot at once, >= 1
+	// CapKey is the rollout hash (relative to the prefix, like Key: e.g.
+	// "hello:staging:rollout:1.4.0-1") whose "cap" field records the smallest cap
+	// any host asked for during the rollout; that smallest cap is enforced. ""
+	// applies Cap alone. A key that already starts with the prefix is used as is.
+	CapKey string
+}
+
+// Semaphore is a counting semaphore per Request.Key.
+type Semaphore struct {
+	rdb  redis.UniversalClient
+	opts Options
+	log  *slog.Logger
+}
+
+// New returns a Semaphore over rdb.
+func New(rdb redis.UniversalClient, opts Options) *Semaphore {
+	d := DefaultOptions()
+	if opts.Prefix == "" {
+		opts.Prefix = d.Prefix
+	}
+	if opts.TTL <= 0 {
+		opts.TTL = d.TTL
+	}
+	if opts.RenewEvery <= 0 || opts.RenewEvery >= opts.TTL {
+		opts.RenewEvery = opts.TTL / 3
+	}
+	if opts.PollEvery <= 0 {
+		opts.PollEvery = d.PollEvery
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Semaphore{rdb: rdb, opts: opts, log: log}
+}
+
+// Options returns the options in effect (defaults filled in).
+func (s *Semaphore) Options() Options { return s.opts }
+
+func (s *Semaphore) keys(key string) (slots, tokens, guard, channel string) {
+	base := s.opts.Prefix + key
+	return base + ":slots", base + ":tokens", base + ":guard", base + ":released"
+}
+
+func (s *Semaphore) capKey(k string) string {
+	if strings.HasPrefix(k, s.opts.Prefix) {
+		return k
+	}
+	return s.opts.Prefix + k
+}
+
+func (r Request) validate() error {
+	switch {
+	case r.Key == "":
+		return errors.New("redislock: request: empty key")
+	case r.Host == "":
+		return fmt.Errorf("redislock: request %s: empty host id", r.Key)
+	case r.Cap < 1:
+		return fmt.Errorf("redislock: request %s: cap %d is below 1", r.Key, r.Cap)
+	}
+	return nil
+}
+
+// acquireScript: KEYS slots, tokens, guard[, capkey]; ARGV host, token, ttl ms, cap.
+// Returns {1, cap} admitted, {0, cap, holders...} full, {-1, cap, pause ms} paused.
+var acquireScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[3])
+local cap = tonumber(ARGV[4])
+if KEYS[4] then
+  local rec = tonumber(redis.call('HGET', KEYS[4], 'cap'))
+  if not rec or cap < rec then
+    redis.call('HSET', KEYS[4], 'cap', cap)
+  else
+    cap = rec
+  end
+end
+local until_ms = tonumber(redis.call('GET', KEYS[3]))
+if not until_ms then
+  until_ms = now + ttl
+  redis.call('SET', KEYS[3], until_ms)
+end
+if until_ms > now then
+  return {-1, cap, until_ms - now}
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+if #expired > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('HDEL', KEYS[2], unpack(expired))
+end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  if redis.call('ZCARD', KEYS[1]) >= cap then
+    local out = {0, cap}
+    for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do table.insert(out, h) end
+    return out
+  end
+end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return {1, cap}
+`)
+
+// renewScript: KEYS slots, tokens; ARGV host, token, ttl ms. 1 renewed, 0 lost.
+var renewScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+if not exp or exp <= now then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+return 1
+`)
+
+// releaseScript: KEYS slots, tokens; ARGV host, token, channel. 1 released, 0 lost.
+var releaseScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+if not exp or exp <= now then return 0 end
+return 1
+`)
+
+// holdersScript: KEYS slots. The hosts whose lease has not expired, by server time.
+var holdersScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+`)
+
+// TryAcquire asks once for a slot. It returns a *BusyError when none is free.
+// The lease is renewed in the background until Release or loss; its Context is
+// independent of ctx (which bounds this call only).
+func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error) {
+	if err := req.validate(); err != nil {
+		return nil, err
+	}
+	slots, tokens, guard, _ := s.keys(req.Key)
+	keys := []string{slots, tokens, guard}
+	if req.CapKey != "" {
+		keys = append(keys, s.capKey(req.CapKey))
+	}
+	token := newToken()
+	sent := time.Now()
+	res, err := acquireScript.Run(ctx, s.rdb, keys, req.Host, token, s.opts.TTL.Milliseconds(), req.Cap).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("acquire %s for %s: %w", req.Key, req.Host, err)
+	}
+	if len(res) < 2 {
+		return nil, fmt.Errorf("acquire %s for %s: unexpected reply %v", req.Key, req.Host, res)
+	}
+	status, _ := res[0].(int64)
+	capApplied, _ := res[1].(int64)
+	switch status {
+	case 1:
+		return s.newLease(req, token, int(capApplied), sent), nil
+	case -1:
+		ms, _ := res[2].(int64)
+		return nil, &BusyError{Key: req.Key, Cap: int(capApplied), Paused: time.Duration(ms) * time.Millisecond}
+	default:
+		be := &BusyError{Key: req.Key, Cap: int(capApplied)}
+		for _, h := range res[2:] {
+			if hs, ok := h.(string); ok {
+				be.Holders = append(be.Holders, hs)
+			}
+		}
+		return nil, be
+	}
+}
+
+// Acquire retries TryAcquire until a slot is granted or ctx is done, calling req
+// before every attempt (so the cap follows the live membership). It waits
+// PollEvery between attempts, or less when a holder releases. Redis errors are
+// logged once and retried; an invalid request is returned at once.
+func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, error) {
+	var wake <-chan *redis.Message
+	var failing bool
+	for attempt := 0; ; attempt++ {
+		r := req()
+		if err := r.validate(); err != nil {
+			return nil, err
+		}
+		if wake == nil {
+			_, _, _, channel := s.keys(r.Key)
+			ps := s.rdb.Subscribe(ctx, channel)
+			defer ps.Close()
+			wake = ps.Channel()
+		}
+		l, err := s.TryAcquire(ctx, r)
+		if err == nil {
+			if failing {
+				s.log.Info("redislock: redis reachable again", "key", r.Key)
+			}
+			return l, nil
+		}
+		wait := jitter(s.opts.PollEvery)
+		var busy *BusyError
+		switch {
+		case errors.As(err, &busy):
+			if busy.Paused > 0 && busy.Paused < wait {
+				wait = busy.Paused + time.Millisecond
+			}
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		default:
+			if !failing {
+				s.log.Warn("redislock: acquire failed, retrying", "key", r.Key, "err", err)
+				failing = true
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Holders returns the hosts holding an unexpired slot of key, by Redis time.
+func (s *Semaphore) Holders(ctx context.Context, key string) ([]string, error) {
+	slots, _, _, _ := s.keys(key)
+	hs, err := holdersScript.Run(ctx, s.rdb, []string{slots}).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("holders of %s: %w", key, err)
+	}
+	return hs, nil
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d*4/5 + rand.N(d*2/5+1)
+}
+
+func newToken() string {
+	var b [16]byte
+	if _, err := cryptorand(b[:]); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+var cryptorand = crand.Read
+
+// Lease is one held slot.
+type Lease struct {
+	s      *Semaphore
+	req    Request
+	token  string
+	cap    int
+	margin time.Duration
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu       sync.Mutex
+	deadline time.Time // local bound on validity (monotonic clock), margin included
+	timer    *time.Timer
+	released bool
+}
+
+// newLease starts the renewal of a lease granted by a script sent at sent. The
+// server set the expiry to its time + TTL no earlier than sent, so locally the
+// lease is known valid until sent + TTL; a margin of TTL/10 covers clock rate
+// differences and the time between a check and the step it guards.
+func (s *Semaphore) newLease(req Request, token string, capApplied int, sent time.Time) *Lease {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	l := &Lease{
+		s: s, req: req, token: token, cap: capApplied, margin: s.opts.TTL / 10,
+		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	l.deadline = sent.Add(s.opts.TTL - l.margin)
+	l.mu.Lock()
+	l.timer = time.AfterFunc(time.Until(l.deadline), l.checkExpiry)
+	l.mu.Unlock()
+	go l.renew()
+	return l
+}
+
+// checkExpiry cancels the lease when its deadline has passed, or re-arms itself
+// for the deadline a renewal moved.
+func (l *Lease) checkExpiry() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx.Err() != nil {
+		return
+	}
+	if left := time.Until(l.deadline); left > 0 {
+		l.timer.Reset(left)
+		return
+	}
+	l.cancel(ErrExpired)
+	l.s.log.Warn("redislock: lease expired before it could be renewed", "key", l.req.Key, "host", l.req.Host)
+}
+
+func (l *Lease) renew() {
+	defer close(l.done)
+	t := time.NewTicker(l.s.opts.RenewEvery)
+	defer t.Stop()
+	slots, tokens, _, _ := l.s.keys(l.req.Key)
+	var failing bool
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		deadline := l.deadline
+		l.mu.Unlock()
+		sent := time.Now()
+		ctx, cancel := context.WithDeadline(l.ctx, deadline)
+		n, err := renewScript.Run(ctx, l.s.rdb, []string{slots, tokens}, l.req.Host, l.token, l.s.opts.TTL.Milliseconds()).Int()
+		cancel()
+		switch {
+		case err == nil && n == 1:
+			l.mu.Lock()
+			if l.ctx.Err() == nil {
+				l.deadline = sent.Add(l.s.opts.TTL - l.margin)
+			}
+			l.mu.Unlock()
+			if failing {
+				l.s.log.Info("redislock: lease renewed again", "key", l.req.Key, "host", l.req.Host)
+				failing = false
+			}
+		case err == nil:
+			l.cancel(ErrLost)
+			l.s.log.Warn("redislock: lease lost", "key", l.req.Key, "host", l.req.Host)
+			return
+		default:
+			if !failing && l.ctx.Err() == nil {
+				l.s.log.Warn("redislock: renew failed, retrying until the lease runs out", "key", l.req.Key, "host", l.req.Host, "err", err)
+				failing = true
+			}
+		}
+	}
+}
+
+// Context is cancelled when the lease is lost, runs out without renewal, or is
+// released; context.Cause tells which (ErrLost, ErrExpired, ErrReleased). Run
+// the deploy under it.
+func (l *Lease) Context() context.Context { return l.ctx }
+
+// Alive reports whether the lease is known to be valid now. Check it right
+// before every destructive step.
+func (l *Lease) Alive() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ctx.Err() == nil && time.Now().Before(l.deadline)
+}
+
+// Cap is the cap that was applied when the lease was granted.
+func (l *Lease) Cap() int { return l.cap }
+
+// Host is the host id holding the lease.
+func (l *Lease) Host() string { return l.req.Host }
+
+// Release stops renewal and frees the slot if this lease still holds it.
+// Releasing a lease that was already lost is not an error; it is logged.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return nil
+	}
+	l.released = true
+	l.timer.Stop()
+	l.mu.Unlock()
+	close(l.stop)
+	<-l.done
+	lostBefore := context.Cause(l.ctx)
+	l.cancel(ErrReleased)
+	slots, tokens, _, channel := l.s.keys(l.req.Key)
+	n, err := releaseScript.Run(ctx, l.s.rdb, []string{slots, tokens}, l.req.Host, l.token, channel).Int()
+	if err != nil {
+		return fmt.Errorf("release %s for %s: %w", l.req.Key, l.req.Host, err)
+	}
+	if n == 0 {
+		l.s.log.Warn("redislock: released a lease that was already lost", "key", l.req.Key, "host", l.req.Host, "cause", lostBefore)
+	}
+	return nil
+}

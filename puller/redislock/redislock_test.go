@@ -1,0 +1,306 @@
+package redislock_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller/redislock"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func client(t testing.TB, addr, password string, tc *tls.Config) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{
+		Addr: addr, Password: password, TLSConfig: tc,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond,
+		PoolSize: 4, MaxRetries: 1,
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// opts are short timings for tests; the guard pause (one TTL) is waited out by
+// wait() when a test starts on an empty Redis.
+func opts() redislock.Options {
+	return redislock.Options{TTL: 400 * time.Millisecond, RenewEvery: 130 * time.Millisecond, PollEvery: 20 * time.Millisecond, Logger: quiet}
+}
+
+// try retries TryAcquire while admissions are paused after a fresh start, and
+// returns the first answer that is not a pause.
+func try(t testing.TB, s *redislock.Semaphore, req redislock.Request) (*redislock.Lease, error) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		l, err := s.TryAcquire(context.Background(), req)
+		var busy *redislock.BusyError
+		if errors.As(err, &busy) && busy.Paused > 0 {
+			time.Sleep(busy.Paused + time.Millisecond)
+			continue
+		}
+		return l, err
+	}
+	t.Fatalf("admissions still paused")
+	return nil, nil
+}
+
+func mustAcquire(t testing.TB, s *redislock.Semaphore, req redislock.Request) *redislock.Lease {
+	t.Helper()
+	l, err := try(t, s, req)
+	if err != nil {
+		t.Fatalf("acquire %s for %s: %v", req.Key, req.Host, err)
+	}
+	t.Cleanup(func() { _ = l.Release(context.Background()) })
+	return l
+}
+
+func TestCapAndRelease(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	req := func(host string) redislock.Request { return redislock.Request{Key: "hello:staging", Host: host, Cap: 2} }
+
+	a := mustAcquire(t, s, req("a"))
+	mustAcquire(t, s, req("b"))
+	_, err := try(t, s, req("c"))
+	var busy *redislock.BusyError
+	if !errors.As(err, &busy) {
+		t.Fatalf("third host: got %v, want a BusyError", err)
+	}
+	sort.Strings(busy.Holders)
+	if fmt.Sprint(busy.Holders) != "[a b]" || busy.Cap != 2 {
+		t.Fatalf("busy = %+v, want holders [a b] cap 2", busy)
+	}
+	if err := a.Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cause := context.Cause(a.Context()); !errors.Is(cause, redislock.ErrReleased) || a.Alive() {
+		t.Fatalf("released lease: cause %v alive %v", cause, a.Alive())
+	}
+	mustAcquire(t, s, req("c"))
+	hs, err := s.Holders(context.Background(), "hello:staging")
+	sort.Strings(hs)
+	if err != nil || fmt.Sprint(hs) != "[b c]" {
+		t.Fatalf("holders = %v, %v; want [b c]", hs, err)
+	}
+}
+
+func TestBadRequest(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	for _, tc := range []struct {
+		name string
+		req  redislock.Request
+	}{
+		{"cap zero", redislock.Request{Key: "a:b", Host: "h", Cap: 0}},
+		{"negative cap", redislock.Request{Key: "a:b", Host: "h", Cap: -1}},
+		{"no host", redislock.Request{Key: "a:b", Cap: 1}},
+		{"no key", redislock.Request{Host: "h", Cap: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.TryAcquire(context.Background(), tc.req); err == nil {
+				t.Fatal("TryAcquire: want an error")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err := s.Acquire(ctx, func() redislock.Request { return tc.req })
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Acquire: got %v, want the request error at once", err)
+			}
+		})
+	}
+}
+
+func TestSameHostReacquireRefreshes(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	req := redislock.Request{Key: "hello:prod", Host: "i-1", Cap: 1}
+	old := mustAcquire(t, s, req)
+	fresh := mustAcquire(t, s, req) // the same host (say, restarted) gets its slot back
+	select {
+	case <-old.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the superseded lease's context is still live")
+	}
+	if !errors.Is(context.Cause(old.Context()), redislock.ErrLost) || old.Alive() {
+		t.Fatalf("superseded lease: cause %v alive %v", context.Cause(old.Context()), old.Alive())
+	}
+	if err := old.Release(context.Background()); err != nil {
+		t.Fatalf("releasing a lost lease: %v", err)
+	}
+	if !fresh.Alive() {
+		t.Fatal("releasing the old lease touched the new one")
+	}
+	if _, err := try(t, s, redislock.Request{Key: "hello:prod", Host: "i-2", Cap: 1}); err == nil {
+		t.Fatal("a second host was admitted past cap 1")
+	}
+}
+
+func TestSmallestCapWins(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	rdb := client(t, r.Addr, "", nil)
+	s := redislock.New(rdb, opts())
+	const capKey = "hello:prod:rollout:1.4.0-1"
+	req := func(host string, capReq int) redislock.Request {
+		return redislock.Request{Key: "hello:prod", Host: host, Cap: capReq, CapKey: capKey}
+	}
+	// Host a sees 9 members (cap 3), host b only 3 of them (cap 1).
+	a := mustAcquire(t, s, req("a", 3))
+	if a.Cap() != 3 {
+		t.Fatalf("a: cap %d, want 3", a.Cap())
+	}
+	_, err := try(t, s, req("b", 1))
+	var busy *redislock.BusyError
+	if !errors.As(err, &busy) || busy.Cap != 1 {
+		t.Fatalf("b with cap 1 while a holds: %v, want busy at cap 1", err)
+	}
+	// Host c still sees cap 3, but the rollout recorded 1: c must wait too.
+	if _, err := try(t, s, req("c", 3)); !errors.As(err, &busy) || busy.Cap != 1 {
+		t.Fatalf("c with cap 3 after 1 was recorded: %v, want busy at cap 1", err)
+	}
+	if got, _ := rdb.HGet(context.Background(), "aptfleet:"+capKey, "cap").Result(); got != "1" {
+		t.Fatalf("recorded cap = %q, want 1", got)
+	}
+	// The full key name is accepted as well.
+	if _, err := try(t, s, redislock.Request{Key: "hello:prod", Host: "d", Cap: 5, CapKey: "aptfleet:" + capKey}); !errors.As(err, &busy) || busy.Cap != 1 {
+		t.Fatalf("d with the prefixed cap key: %v, want busy at cap 1", err)
+	}
+	_ = a.Release(context.Background())
+	mustAcquire(t, s, req("c", 3))
+}
+
+func TestAcquireRecomputesCapAndWakesOnRelease(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	holder := mustAcquire(t, s, redislock.Request{Key: "hello:prod", Host: "a", Cap: 1})
+
+	t.Run("cap raised by membership", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		calls := 0
+		l, err := s.Acquire(ctx, func() redislock.Request {
+			calls++
+			capNow := 1
+			if calls >= 3 { // a member joined
+				capNow = 2
+			}
+			return redislock.Request{Key: "hello:prod", Host: "b", Cap: capNow}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Release(context.Background())
+		if calls < 3 || l.Cap() != 2 {
+			t.Fatalf("admitted after %d calls with cap %d; want >= 3 calls, cap 2", calls, l.Cap())
+		}
+	})
+
+	t.Run("release wakes a waiter", func(t *testing.T) {
+		o := opts()
+		o.PollEvery = time.Hour // only the release notification can wake it
+		slow := redislock.New(client(t, r.Addr, "", nil), o)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		go func() {
+			time.Sleep(200 * time.Millisecond)
+			_ = holder.Release(context.Background())
+		}()
+		l, err := slow.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: "hello:prod", Host: "c", Cap: 2} })
+		if err != nil {
+			t.Fatalf("waiter not woken by the release: %v", err)
+		}
+		_ = l.Release(context.Background())
+	})
+}
+
+func TestDeadHolderExpires(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	dying := client(t, r.Addr, "", nil)
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	req := redislock.Request{Key: "hello:prod", Host: "dead", Cap: 1}
+	l := mustAcquire(t, redislock.New(dying, opts()), req)
+	dying.Close() // the host dies without releasing
+
+	select {
+	case <-l.Context().Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("lease context not cancelled after renewals stopped working")
+	}
+	if !errors.Is(context.Cause(l.Context()), redislock.ErrExpired) || l.Alive() {
+		t.Fatalf("cause %v alive %v, want ErrExpired, not alive", context.Cause(l.Context()), l.Alive())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	next, err := s.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: "hello:prod", Host: "next", Cap: 1} })
+	if err != nil {
+		t.Fatalf("slot of the dead host never freed: %v", err)
+	}
+	_ = next.Release(context.Background())
+}
+
+func TestRedisRestartPausesAdmissions(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	held := mustAcquire(t, s, redislock.Request{Key: "hello:prod", Host: "a", Cap: 1})
+	r.Restart() // no persistence: the slot set is gone
+
+	_, err := s.TryAcquire(context.Background(), redislock.Request{Key: "hello:prod", Host: "b", Cap: 1})
+	var busy *redislock.BusyError
+	if !errors.As(err, &busy) || busy.Paused <= 0 {
+		t.Fatalf("first attempt after data loss: %v, want paused admissions", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	next, err := s.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: "hello:prod", Host: "b", Cap: 1} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Release(context.Background())
+	if held.Alive() {
+		t.Fatal("the lease from before the restart is still alive while another host holds the only slot")
+	}
+}
+
+func TestAuthAndTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     testenv.RedisOptions
+		password string
+		wantErr  bool
+	}{
+		{"password", testenv.RedisOptions{Password: "s3cret"}, "s3cret", false},
+		{"wrong password", testenv.RedisOptions{Password: "s3cret"}, "nope", true},
+		{"tls", testenv.RedisOptions{TLS: true}, "", false},
+		{"tls and password", testenv.RedisOptions{TLS: true, Password: "s3cret"}, "s3cret", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testenv.StartRedis(t, tc.opts)
+			o := opts()
+			o.Prefix = "custom:"
+			rdb := client(t, r.Addr, tc.password, r.TLSConfig)
+			s := redislock.New(rdb, o)
+			l, err := try(t, s, redislock.Request{Key: "hello:prod", Host: "a", Cap: 1})
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("acquired with a wrong password")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release(context.Background())
+			if n, err := rdb.Exists(context.Background(), "custom:hello:prod:slots").Result(); err != nil || n != 1 {
+				t.Fatalf("custom prefix: slots key exists = %d, %v", n, err)
+			}
+		})
+	}
+}
