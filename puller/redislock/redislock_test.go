@@ -66,7 +66,9 @@ func mustAcquire(t testing.TB, s *redislock.Semaphore, req redislock.Request) *r
 func TestCapAndRelease(t *testing.T) {
 	r := testenv.StartRedis(t, testenv.RedisOptions{})
 	s := redislock.New(client(t, r.Addr, "", nil), opts())
-	req := func(host string) redislock.Request { return redislock.Request{Key: "hello:staging", Host: host, Cap: 2} }
+	req := func(host string) redislock.Request {
+		return redislock.Request{Key: "hello:staging", Host: host, Cap: 2}
+	}
 
 	a := mustAcquire(t, s, req("a"))
 	mustAcquire(t, s, req("b"))
