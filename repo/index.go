@@ -1,0 +1,296 @@
+package repo
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/ulikunitz/xz"
+)
+
+// Package is one entry of a Packages index.
+type Package struct {
+	Name         string
+	Version      string
+	Architecture string
+	Component    string // the index it was read from ("main")
+	Filename     string // pool path relative to the repository root
+	Size         int64
+	SHA256       string // hex
+	// Raw is the entry's paragraph as it appears in the index, ending in a
+	// newline. It may share memory with the index it was read from.
+	Raw []byte
+}
+
+// Control parses the entry's fields.
+func (p Package) Control() (Paragraph, error) { return ParseParagraph(p.Raw) }
+
+// Field returns one single-line field of the entry ("Depends").
+func (p Package) Field(name string) string { return fieldValue(p.Raw, name) }
+
+// String is "name version arch".
+func (p Package) String() string { return p.Name + " " + p.Version + " " + p.Architecture }
+
+type pkgKey struct{ component, name, version, arch string }
+
+func (p Package) key() pkgKey { return pkgKey{p.Component, p.Name, p.Version, p.Architecture} }
+
+// SortPackages orders pkgs by name, then newest version first, then
+// architecture and component.
+func SortPackages(pkgs []Package) {
+	slices.SortFunc(pkgs, func(a, b Package) int {
+		if c := strings.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		if c := CompareVersions(b.Version, a.Version); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(a.Architecture, b.Architecture), strings.Compare(a.Component, b.Component))
+	})
+}
+
+// Latest returns the highest version of name in pkgs for which skip (if
+// not nil) returns false.
+func Latest(pkgs []Package, name string, skip func(version string) bool) (Package, bool) {
+	var best Package
+	found := false
+	for _, p := range pkgs {
+		if p.Name != name || (skip != nil && skip(p.Version)) {
+			continue
+		}
+		if !found || CompareVersions(p.Version, best.Version) > 0 {
+			best, found = p, true
+		}
+	}
+	return best, found
+}
+
+// newPackage makes the index entry for a .deb stored at filename.
+func newPackage(component, filename string, d *Deb) Package {
+	var p Paragraph
+	for _, f := range d.Control {
+		switch strings.ToLower(f.Name) {
+		case "filename", "size", "md5sum", "sha1", "sha256", "sha512", "description":
+			continue
+		}
+		p = append(p, f)
+	}
+	p = append(p,
+		Field{"Filename", filename},
+		Field{"Size", strconv.FormatInt(d.Size, 10)},
+		Field{"MD5sum", d.MD5},
+		Field{"SHA256", d.SHA256},
+	)
+	if desc := d.Control.Get("Description"); desc != "" {
+		p = append(p, Field{"Description", desc})
+	}
+	return Package{
+		Name: d.Name(), Version: d.Version(), Architecture: d.Architecture(), Component: component,
+		Filename: filename, Size: d.Size, SHA256: d.SHA256, Raw: []byte(p.String()),
+	}
+}
+
+// ParsePackages parses a Packages index held in data. The entries' Raw
+// fields point into data.
+func ParsePackages(data []byte, component string) ([]Package, error) {
+	var out []Package
+	for len(data) > 0 {
+		// Skip blank lines between paragraphs.
+		for len(data) > 0 && (data[0] == '\n' || data[0] == '\r') {
+			data = data[1:]
+		}
+		if len(data) == 0 {
+			break
+		}
+		end := bytes.Index(data, []byte("\n\n"))
+		var raw []byte
+		if end < 0 {
+			raw, data = data, nil
+			if raw[len(raw)-1] != '\n' {
+				raw = append(raw[:len(raw):len(raw)], '\n')
+			}
+		} else {
+			raw, data = data[:end+1], data[end+2:]
+		}
+		p := Package{
+			Name: fieldValue(raw, "Package"), Version: fieldValue(raw, "Version"),
+			Architecture: fieldValue(raw, "Architecture"), Component: component,
+			Filename: fieldValue(raw, "Filename"), SHA256: fieldValue(raw, "SHA256"), Raw: raw,
+		}
+		size, err := strconv.ParseInt(fieldValue(raw, "Size"), 10, 64)
+		if p.Name == "" || p.Version == "" || p.Architecture == "" || p.Filename == "" || p.SHA256 == "" || err != nil {
+			return nil, fmt.Errorf("%w: Packages entry %q lacks Package, Version, Architecture, Filename, Size or SHA256",
+				ErrBadControl, truncate(string(raw), 60))
+		}
+		p.Size = size
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Release is the content of a dist's Release file.
+type Release struct {
+	Origin        string
+	Label         string
+	Suite         string
+	Codename      string
+	Date          time.Time
+	Architectures []string
+	Components    []string
+	// Files are the indexes, paths relative to dists/<dist>/.
+	Files []ReleaseFile
+}
+
+// ReleaseFile is one index listed in a Release file.
+type ReleaseFile struct {
+	Path   string // "main/binary-amd64/Packages.gz"
+	Size   int64
+	SHA256 string
+	SHA512 string
+}
+
+// File returns the entry for path.
+func (r *Release) File(path string) (ReleaseFile, bool) {
+	for _, f := range r.Files {
+		if f.Path == path {
+			return f, true
+		}
+	}
+	return ReleaseFile{}, false
+}
+
+// Bytes renders the Release file.
+func (r *Release) Bytes() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Origin: %s\nLabel: %s\nSuite: %s\nCodename: %s\n", r.Origin, r.Label, r.Suite, r.Codename)
+	fmt.Fprintf(&b, "Date: %s\n", r.Date.UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Architectures: %s\nComponents: %s\n", strings.Join(r.Architectures, " "), strings.Join(r.Components, " "))
+	b.WriteString("Acquire-By-Hash: yes\n")
+	b.WriteString("SHA256:\n")
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, " %s %16d %s\n", f.SHA256, f.Size, f.Path)
+	}
+	b.WriteString("SHA512:\n")
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, " %s %16d %s\n", f.SHA512, f.Size, f.Path)
+	}
+	return b.Bytes()
+}
+
+// ParseRelease parses Release text.
+func ParseRelease(data []byte) (*Release, error) {
+	p, err := ParseParagraph(data)
+	if err != nil {
+		return nil, fmt.Errorf("Release: %w", err)
+	}
+	r := &Release{
+		Origin: p.Get("Origin"), Label: p.Get("Label"), Suite: p.Get("Suite"), Codename: p.Get("Codename"),
+		Architectures: strings.Fields(p.Get("Architectures")), Components: strings.Fields(p.Get("Components")),
+	}
+	if d := p.Get("Date"); d != "" {
+		if r.Date, err = time.Parse(time.RFC1123Z, d); err != nil {
+			return nil, fmt.Errorf("%w: Release Date %q", ErrBadControl, d)
+		}
+	}
+	byPath := map[string]int{}
+	for _, algo := range []string{"SHA256", "SHA512"} {
+		for _, line := range strings.Split(p.Get(algo), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			size, err := strconv.ParseInt(f[1%len(f)], 10, 64)
+			if len(f) != 3 || err != nil {
+				return nil, fmt.Errorf("%w: Release %s line %q", ErrBadControl, algo, strings.TrimSpace(line))
+			}
+			i, ok := byPath[f[2]]
+			if !ok {
+				i = len(r.Files)
+				byPath[f[2]] = i
+				r.Files = append(r.Files, ReleaseFile{Path: f[2], Size: size})
+			}
+			if algo == "SHA256" {
+				r.Files[i].SHA256 = f[0]
+			} else {
+				r.Files[i].SHA512 = f[0]
+			}
+		}
+	}
+	for _, f := range r.Files {
+		if f.SHA256 == "" {
+			return nil, fmt.Errorf("%w: Release lists %s without a SHA256", ErrBadControl, f.Path)
+		}
+	}
+	return r, nil
+}
+
+// indexFile is one rendered index (Packages, Packages.gz, Packages.xz).
+type indexFile struct {
+	path string // relative to dists/<dist>/
+	data []byte
+	rf   ReleaseFile
+}
+
+func (f indexFile) byHashKey(dist string) string {
+	return byHashKey(dist, f.path, f.rf.SHA256)
+}
+
+// byHashKey is the by-hash name of the index at path (relative to the dist).
+func byHashKey(dist, path, sum string) string {
+	dir := path[:strings.LastIndexByte(path, '/')]
+	return "dists/" + dist + "/" + dir + "/by-hash/SHA256/" + sum
+}
+
+func newIndexFile(path string, data []byte) indexFile {
+	s2 := sha256.Sum256(data)
+	s5 := sha512.Sum512(data)
+	return indexFile{path: path, data: data, rf: ReleaseFile{Path: path, Size: int64(len(data)),
+		SHA256: hex.EncodeToString(s2[:]), SHA512: hex.EncodeToString(s5[:])}}
+}
+
+// renderPackages writes the Packages index of pkgs (already filtered and
+// sorted) and its compressed forms.
+func renderPackages(dir string, pkgs []Package, withXZ bool) ([]indexFile, error) {
+	n := 0
+	for _, p := range pkgs {
+		n += len(p.Raw) + 1
+	}
+	plain := make([]byte, 0, n)
+	for _, p := range pkgs {
+		plain = append(plain, p.Raw...)
+		plain = append(plain, '\n')
+	}
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	if _, err := zw.Write(plain); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	files := []indexFile{newIndexFile(dir+"/Packages", plain), newIndexFile(dir+"/Packages.gz", gz.Bytes())}
+	if withXZ {
+		var xb bytes.Buffer
+		xw, err := xz.NewWriter(&xb)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.Copy(xw, bytes.NewReader(plain)); err != nil {
+			return nil, err
+		}
+		if err := xw.Close(); err != nil {
+			return nil, err
+		}
+		files = append(files, newIndexFile(dir+"/Packages.xz", xb.Bytes()))
+	}
+	return files, nil
+}

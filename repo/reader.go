@@ -1,0 +1,186 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+)
+
+// Errors reading a dist.
+var (
+	// ErrNoDist: the dist has no InRelease.
+	ErrNoDist = errors.New("repo: no such dist")
+	// ErrCorrupt: an index does not match the checksum its Release lists.
+	ErrCorrupt = errors.New("repo: index does not match its checksum")
+)
+
+var validDist = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// CheckDist validates a dist or component name.
+func CheckDist(name string) error {
+	if !validDist.MatchString(name) {
+		return fmt.Errorf("invalid name %q: use letters, digits, '.', '_' and '-'", name)
+	}
+	return nil
+}
+
+// Reader reads dists the way apt does: InRelease first, its signature
+// checked, then each index by hash, its checksum checked. It is what the
+// puller uses, and it never writes.
+type Reader struct {
+	Store   Store
+	Keyring Keyring
+	// Architecture selects the binary-<arch> indexes Index returns
+	// (Architecture: all entries are included too). Default "amd64".
+	Architecture string
+}
+
+// Dist is a consistent view of one dist at one InRelease.
+type Dist struct {
+	Name     string
+	ETag     string // of InRelease
+	Release  *Release
+	Packages []Package // sorted by SortPackages
+}
+
+// Check is the cheap poll: one conditional GET of dists/<dist>/InRelease.
+// With etag "" it always reports a change. It returns changed=false and etag
+// itself when InRelease still has that ETag. A missing dist is ErrNoDist.
+func (r *Reader) Check(ctx context.Context, dist, etag string) (changed bool, newETag string, err error) {
+	rc, o, err := r.Store.Get(ctx, inReleaseKey(dist), etag)
+	switch {
+	case errors.Is(err, ErrNotModified):
+		return false, etag, nil
+	case errors.Is(err, ErrNotFound):
+		return false, "", fmt.Errorf("%w: %s", ErrNoDist, dist)
+	case err != nil:
+		return false, "", fmt.Errorf("check %s: %w", inReleaseKey(dist), err)
+	}
+	rc.Close()
+	return o.ETag != etag, o.ETag, nil
+}
+
+// Index returns the packages of dist for r.Architecture, after checking the
+// InRelease signature with r.Keyring and every index's SHA256: sorted by
+// name, newest version first.
+func (r *Reader) Index(ctx context.Context, dist string) ([]Package, error) {
+	d, err := r.Dist(ctx, dist)
+	if err != nil {
+		return nil, err
+	}
+	return d.Packages, nil
+}
+
+// Dist reads dist: its verified Release and the packages of r.Architecture.
+func (r *Reader) Dist(ctx context.Context, dist string) (*Dist, error) {
+	arch := r.Architecture
+	if arch == "" {
+		arch = "amd64"
+	}
+	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch })
+}
+
+func inReleaseKey(dist string) string { return "dists/" + dist + "/InRelease" }
+
+// getAll reads a whole object.
+func getAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
+	rc, o, err := s.Get(ctx, key, "")
+	if err != nil {
+		return nil, o, err
+	}
+	defer rc.Close()
+	var b bytes.Buffer
+	if o.Size > 0 {
+		b.Grow(int(o.Size))
+	}
+	if _, err := b.ReadFrom(rc); err != nil {
+		return nil, o, fmt.Errorf("read %s: %w", key, err)
+	}
+	return b.Bytes(), o, nil
+}
+
+// readDist reads InRelease, verifies it, and reads the uncompressed
+// Packages index (by hash) of every component and every architecture arch
+// accepts. Entries listed under several architectures (Architecture: all)
+// are returned once.
+func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool) (*Dist, error) {
+	if err := CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	data, o, err := getAll(ctx, s, inReleaseKey(dist))
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoDist, dist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", inReleaseKey(dist), err)
+	}
+	text, err := kr.VerifyInRelease(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	rel, err := ParseRelease(text)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	d := &Dist{Name: dist, ETag: o.ETag, Release: rel}
+	seen := map[pkgKey]bool{}
+	for _, comp := range rel.Components {
+		for _, a := range rel.Architectures {
+			if !arch(a) {
+				continue
+			}
+			path := comp + "/binary-" + a + "/Packages"
+			rf, ok := rel.File(path)
+			if !ok {
+				return nil, fmt.Errorf("%s: %w: %s not listed", inReleaseKey(dist), ErrCorrupt, path)
+			}
+			pkgs, err := readPackages(ctx, s, dist, comp, rf)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range pkgs {
+				if !seen[p.key()] {
+					seen[p.key()] = true
+					d.Packages = append(d.Packages, p)
+				}
+			}
+		}
+	}
+	SortPackages(d.Packages)
+	return d, nil
+}
+
+// readPackages fetches the index rf by hash and checks its checksum.
+func readPackages(ctx context.Context, s Store, dist, comp string, rf ReleaseFile) ([]Package, error) {
+	key := byHashKey(dist, rf.Path, rf.SHA256)
+	data, _, err := getAll(ctx, s, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rf.SHA256 || int64(len(data)) != rf.Size {
+		return nil, fmt.Errorf("%s: %w", key, ErrCorrupt)
+	}
+	pkgs, err := ParsePackages(data, comp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return pkgs, nil
+}
+
+// Versions returns the versions of name in pkgs, newest first, without
+// duplicates.
+func Versions(pkgs []Package, name string) []string {
+	var out []string
+	for _, p := range pkgs {
+		if p.Name == name && !slices.Contains(out, p.Version) {
+			out = append(out, p.Version)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return CompareVersions(b, a) })
+	return out
+}
