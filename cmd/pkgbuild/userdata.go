@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aptfleet/aptfleet/userdata"
+)
+
+func newUserdataCmd() *cobra.Command {
+	c := userdata.DefaultConfig()
+	var keyringFile, caFile string
+	var staticCreds bool
+	cmd := &cobra.Command{
+		Use:   "userdata --repo s3://BUCKET/PREFIX --dist DIST --app APP --keyring FILE --region REGION --redis-addr HOST:PORT",
+		Short: "Print the EC2 user-data that makes an instance install itself",
+		Long: `userdata renders userdata/user-data.sh.tftpl, the same template the fleet
+Terraform module uses, and prints the script. The script installs
+apt-transport-s3, the repository keyring and source, the puller's configuration,
+the puller and the app (puller bootstrap), then starts the agent.
+
+Secrets never appear in it: the Redis AUTH token and the Serf key are read
+from the SSM parameters named by --redis-auth-parameter and
+--serf-key-parameter at boot. --static-credentials copies AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY from the environment into the script, for S3-compatible
+servers outside AWS only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyringFile == "" {
+				return fmt.Errorf("--keyring: required")
+			}
+			keyring, err := os.ReadFile(keyringFile)
+			if err != nil {
+				return fmt.Errorf("--keyring: %w", err)
+			}
+			c.Keyring = keyring
+			if caFile != "" {
+				ca, err := os.ReadFile(caFile)
+				if err != nil {
+					return fmt.Errorf("--ca-bundle: %w", err)
+				}
+				c.CABundle = string(ca)
+			}
+			if c.Env == "" {
+				c.Env = c.Dist
+			}
+			if staticCreds {
+				c.AccessKeyID = os.Getenv("AWS_ACCESS_KEY_ID")
+				c.SecretAccessKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+				if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+					return fmt.Errorf("--static-credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set")
+				}
+			}
+			out, err := userdata.Render(c)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Repo, "repo", "", "repository root, s3://BUCKET/PREFIX (required)")
+	f.StringVar(&c.Dist, "dist", "", "apt distribution the instance installs from (default: --env)")
+	f.StringVar(&c.Env, "env", "", "environment of the instance (default: --dist)")
+	f.StringVar(&c.App, "app", "", "Debian package name of the app (required)")
+	f.StringVar(&keyringFile, "keyring", "", "the repository's OpenPGP public keyring, binary or armored (required)")
+	f.StringVar(&c.Region, "region", "", "AWS region of the bucket and of SSM (required)")
+	f.StringVar(&c.S3Endpoint, "s3-endpoint", "", "HOST:PORT of an S3-compatible server (HTTPS, virtual-host buckets); empty for AWS")
+	f.StringVar(&caFile, "ca-bundle", "", "PEM file of extra CAs the instance trusts (for --s3-endpoint)")
+	f.StringVar(&c.SSMEndpoint, "ssm-endpoint", "", "URL of the SSM API; empty for AWS")
+	f.StringVar(&c.EC2Endpoint, "ec2-endpoint", "", "URL of the EC2 API; empty for AWS")
+	f.BoolVar(&staticCreds, "static-credentials", false, "embed AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment (not for EC2)")
+	f.StringVar(&c.RedisAddr, "redis-addr", "", "HOST:PORT of the fleet's Redis (required)")
+	f.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to Redis over TLS")
+	f.StringVar(&c.RedisAuthParameter, "redis-auth-parameter", "", "SSM SecureString holding the Redis AUTH token")
+	f.StringVar(&c.SerfKeyParameter, "serf-key-parameter", "", "SSM SecureString holding the Serf encryption key")
+	f.StringVar(&c.SerfJoinASG, "serf-join-asg", "", "Auto Scaling group whose running instances are the Serf peers")
+	f.StringSliceVar(&c.SerfJoin, "serf-join", nil, "fixed Serf peer HOST:PORT (repeatable)")
+	f.IntVar(&c.AppPort, "port", c.AppPort, "port the app listens on")
+	f.StringVar(&c.HealthURL, "health-url", "", "the app's health check URL (default http://127.0.0.1:PORT/healthz)")
+	f.StringVar(&c.TargetGroupARN, "target-group-arn", "", "ALB target group to drain the host from around restarts")
+	f.StringVar(&c.SNSTopicARN, "sns-topic-arn", "", "SNS topic for deploy events")
+	f.Float64Var(&c.Fraction, "fraction", c.Fraction, "fraction of the fleet that may deploy at once")
+	f.StringVar(&c.Schedule, "schedule", c.Schedule, "the puller's cron schedule")
+	return cmd
+}

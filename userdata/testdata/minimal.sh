@@ -1,0 +1,249 @@
+#!/bin/bash
+# aptfleet first-boot user-data: this instance installs its app from the
+# fleet's signed apt repository on S3 and starts the puller agent.
+# Rendered from userdata/user-data.sh.tftpl by Terraform (templatefile) or by
+# `pkgbuild userdata`; runs once, as root, under cloud-init. No secret is
+# written here: the Redis AUTH token and the Serf key are read from SSM.
+set -euo pipefail
+umask 022
+
+APP='hello'
+APP_ENV='production'
+DIST='production'
+REPO_URL='s3://acme-apt/fleet'
+REGION='eu-west-1'
+S3_ENDPOINT=''
+SSM_ENDPOINT=''
+EC2_ENDPOINT=''
+AWS_KEY_ID=''
+AWS_KEY_SECRET=''
+REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
+REDIS_AUTH_PARAMETER=''
+SERF_KEY_PARAMETER=''
+SERF_JOIN_ASG=''
+HEALTH_URL='http://127.0.0.1:8080/healthz'
+SNS_TOPIC_ARN=''
+TARGET_GROUP_ARN=''
+
+KEYRING=/etc/apt/keyrings/aptfleet.gpg
+SOURCES=/etc/apt/sources.list.d/aptfleet.sources
+CONFIG=/etc/aptfleet/puller.yaml
+ENV_FILE=/etc/aptfleet/puller.env
+IMDS=http://169.254.169.254
+STEP=start
+
+exec > >(tee -a /var/log/aptfleet-user-data.log) 2>&1
+
+log() { printf '%s aptfleet-user-data: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+step() {
+	STEP=$1
+	log "step: $1"
+}
+on_exit() {
+	local rc=$?
+	if [ "$rc" -ne 0 ]; then log "FAILED (exit $rc) in step: $STEP"; else log "done"; fi
+}
+trap on_exit EXIT
+
+# retry runs a command up to 5 times, waiting longer each time: for
+# transient network and mirror failures. A persistent failure stops the script.
+retry() {
+	local attempt=1
+	until "$@"; do
+		if [ "$attempt" -ge 5 ]; then
+			log "giving up after $attempt attempts: $*"
+			return 1
+		fi
+		log "attempt $attempt failed, retrying in $((attempt * 5))s: $*"
+		sleep $((attempt * 5))
+		attempt=$((attempt + 1))
+	done
+}
+
+# put FILE MODE writes stdin to FILE atomically.
+put() {
+	local tmp
+	tmp=$(mktemp "$1.XXXXXX")
+	cat >"$tmp"
+	chmod "$2" "$tmp"
+	mv -f "$tmp" "$1"
+}
+
+export DEBIAN_FRONTEND=noninteractive
+APT=(apt-get -y -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+
+step "install apt-transport-s3"
+if ! dpkg-query -W -f='${Status}' apt-transport-s3 2>/dev/null | grep -q 'ok installed'; then
+	retry "${APT[@]}" update --error-on=any
+	retry "${APT[@]}" install --no-install-recommends apt-transport-s3 python3 curl ca-certificates
+fi
+
+step "write the repository keyring"
+install -d -m 0755 /etc/apt/keyrings /etc/aptfleet
+base64 -d <<'APTFLEET_KEYRING' | put "$KEYRING" 0644
+mDMEawJ0exYJKwYBBAHaRw8BAQdA42YwSwt9Om6JmpFuC8Hzd/pNoQSNSlEK3zSTM5Z5awe0L2FwdGZsZWV0IHRlc3QgcmVwb3NpdG9yeSA8cmVwb0BleGFtcGxlLmludmFsaWQ+iJAEExYIADgWIQQH1v+hE0LJThU6E80/ci3KM25rAwUCawJ0ewIbAwULCQgHAgYVCgkICwIEFgIDAQIeAQIXgAAKCRA/ci3KM25rA9zDAP9uV6b8PhMoL7tBAWB0xXaU871ubK4RDCtRl1SPA1S87gEAz/6lcq73Ho5vNf0h6eMOQQtsUEyEmra6v6ln6ljGjwU=
+APTFLEET_KEYRING
+
+step "configure apt-transport-s3"
+{
+	echo "Region = $REGION"
+	if [ -n "$S3_ENDPOINT" ]; then echo "Endpoint = $S3_ENDPOINT"; fi
+	if [ -n "$AWS_KEY_ID" ]; then
+		echo "AccessKeyId = $AWS_KEY_ID"
+		echo "SecretAccessKey = $AWS_KEY_SECRET"
+	fi
+} | put /etc/apt/s3auth.conf 0600
+
+step "write the apt source"
+put "$SOURCES" 0644 <<EOF
+Types: deb
+URIs: $REPO_URL
+Suites: $DIST
+Components: main
+Signed-By: $KEYRING
+EOF
+
+# aws_credentials sets AK, SK and TOKEN: the static keys when given, else
+# the instance role's credentials from IMDSv2.
+aws_credentials() {
+	if [ -n "$AWS_KEY_ID" ]; then
+		AK=$AWS_KEY_ID SK=$AWS_KEY_SECRET TOKEN=
+		return
+	fi
+	local imds_token role creds
+	imds_token=$(curl -fsS -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' "$IMDS/latest/api/token")
+	role=$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" "$IMDS/latest/meta-data/iam/security-credentials/")
+	creds=$(curl -fsS -H "X-aws-ec2-metadata-token: $imds_token" "$IMDS/latest/meta-data/iam/security-credentials/$role")
+	AK=$(json_field AccessKeyId <<<"$creds")
+	SK=$(json_field SecretAccessKey <<<"$creds")
+	TOKEN=$(json_field Token <<<"$creds")
+}
+
+# json_field KEY... prints the string at that path of the JSON on stdin.
+json_field() {
+	python3 -c 'import json, sys
+v = json.load(sys.stdin)
+for k in sys.argv[1:]: v = v[k]
+sys.stdout.write(v)' "$@"
+}
+
+# aws_call SERVICE URL CONTENT-TYPE BODY [HEADER] signs a POST with SigV4.
+aws_call() {
+	local -a headers=(-H "Content-Type: $3")
+	if [ -n "$TOKEN" ]; then headers+=(-H "X-Amz-Security-Token: $TOKEN"); fi
+	if [ -n "${5:-}" ]; then headers+=(-H "$5"); fi
+	# Credentials go through stdin (-K -), never the process arguments.
+	curl -fsS --retry 5 --retry-connrefused -K - --aws-sigv4 "aws:amz:$REGION:$1" \
+		"${headers[@]}" --data-binary "$4" "$2" <<<"user = \"$AK:$SK\""
+}
+
+# ssm_parameter NAME prints the decrypted value of an SSM parameter.
+ssm_parameter() {
+	local url=${SSM_ENDPOINT:-https://ssm.$REGION.amazonaws.com}
+	aws_call ssm "$url/" application/x-amz-json-1.1 \
+		"{\"Name\":\"$1\",\"WithDecryption\":true}" 'X-Amz-Target: AmazonSSM.GetParameter' |
+		json_field Parameter Value
+}
+
+step "read secrets from SSM"
+aws_credentials
+if [ -n "$REDIS_AUTH_PARAMETER" ]; then
+	value=$(ssm_parameter "$REDIS_AUTH_PARAMETER")
+	printf '%s\n' "$value" | put /etc/aptfleet/redis-password 0600
+fi
+if [ -n "$SERF_KEY_PARAMETER" ]; then
+	value=$(ssm_parameter "$SERF_KEY_PARAMETER")
+	printf '%s\n' "$value" | put /etc/aptfleet/serf.key 0600
+fi
+unset value
+
+JOIN=()
+if [ -n "$SERF_JOIN_ASG" ]; then
+	step "find Serf peers in Auto Scaling group $SERF_JOIN_ASG"
+	url=${EC2_ENDPOINT:-https://ec2.$REGION.amazonaws.com}
+	peers=$(aws_call ec2 "$url/" application/x-www-form-urlencoded \
+		"Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=$SERF_JOIN_ASG&Filter.2.Name=instance-state-name&Filter.2.Value.1=running" |
+		python3 -c 'import sys, xml.etree.ElementTree as ET
+ns = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
+for i in ET.parse(sys.stdin).iter(ns + "instancesSet"):
+    for item in i.findall(ns + "item"):
+        ip = item.findtext(ns + "privateIpAddress")
+        if ip: print(ip)')
+	for ip in $peers; do JOIN+=("$ip:7946"); done
+	log "Serf peers: ${JOIN[*]:-none}"
+fi
+
+step "write the puller configuration"
+{
+	cat <<EOF
+# Written at first boot by aptfleet user-data; see DefaultConfig in the
+# puller package for every field and its default.
+fraction: 0.25
+schedule: "@every 1m"
+redis:
+  addr: "$REDIS_ADDR"
+  tls: false
+EOF
+	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
+	echo "serf:"
+	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
+	echo "  join:"
+	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi
+	for peer in "${JOIN[@]}"; do echo "    - \"$peer\""; done
+	if [ -n "$SNS_TOPIC_ARN" ]; then echo "sns_topic_arn: \"$SNS_TOPIC_ARN\""; fi
+	cat <<EOF
+apps:
+  - name: "$APP"
+    env: "$APP_ENV"
+    dist: "$DIST"
+    repo: "$REPO_URL"
+    keyring: "$KEYRING"
+    sources_list: "$SOURCES"
+    health:
+      url: "$HEALTH_URL"
+EOF
+	if [ -n "$TARGET_GROUP_ARN" ]; then
+		cat <<EOF
+    drain:
+      strategy: elbv2
+      elbv2:
+        target_group_arn: "$TARGET_GROUP_ARN"
+        port: 8080
+        region: "$REGION"
+EOF
+	fi
+} | put "$CONFIG" 0644
+
+step "write the puller environment"
+{
+	echo "AWS_REGION=$REGION"
+	if [ -n "$S3_ENDPOINT" ]; then echo "AWS_ENDPOINT_URL_S3=https://$S3_ENDPOINT"; fi
+	if [ -n "$SSM_ENDPOINT" ]; then echo "AWS_ENDPOINT_URL_SSM=$SSM_ENDPOINT"; fi
+	if [ -n "$AWS_KEY_ID" ]; then
+		echo "AWS_ACCESS_KEY_ID=$AWS_KEY_ID"
+		echo "AWS_SECRET_ACCESS_KEY=$AWS_KEY_SECRET"
+	fi
+} | put "$ENV_FILE" 0600
+install -d -m 0755 /etc/systemd/system/puller.service.d
+put /etc/systemd/system/puller.service.d/aptfleet.conf 0644 <<EOF
+[Service]
+EnvironmentFile=$ENV_FILE
+EOF
+
+step "install the puller"
+retry "${APT[@]}" update --error-on=any
+retry "${APT[@]}" install puller
+
+step "install $APP with puller bootstrap"
+set -a
+# shellcheck source=/dev/null
+. "$ENV_FILE"
+set +a
+retry puller bootstrap
+dpkg-query -W -f='${Package} ${Version}\n' "$APP"
+
+step "start the puller"
+systemctl daemon-reload
+systemctl enable --now puller.service
+systemctl is-active puller.service

@@ -1,0 +1,393 @@
+// Package userdata renders the EC2 user-data that makes a new instance install
+// itself: apt-transport-s3, the repository keyring and source, the puller's
+// configuration, the puller and the app, then the running agent.
+//
+// The script is one template in Terraform's templatefile syntax
+// (user-data.sh.tftpl, embedded here and read by the fleet Terraform module
+// from the same file). Render evaluates it with the HCL template engine
+// Terraform itself uses, so both produce the same bytes for the same inputs.
+package userdata
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/robfig/cron/v3"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Template is the user-data template, in Terraform templatefile syntax.
+//
+//go:embed user-data.sh.tftpl
+var Template string
+
+// TemplateName is the template's file name, relative to this package.
+const TemplateName = "user-data.sh.tftpl"
+
+// MaxSize is EC2's limit on user-data, before base64 encoding.
+const MaxSize = 16384
+
+// Errors Render returns; callers branch on them with errors.Is.
+var (
+	// ErrConfig: a Config field is missing or malformed.
+	ErrConfig = errors.New("userdata: bad config")
+	// ErrTooLarge: the rendered script exceeds MaxSize.
+	ErrTooLarge = errors.New("userdata: larger than EC2's 16 KB user-data limit")
+)
+
+// Config is what the user-data needs to know about the fleet. Every field
+// becomes one template variable, named in its comment, with the same name the
+// fleet Terraform module passes to templatefile.
+type Config struct {
+	// App is the Debian package name of the app (app). Required.
+	App string
+	// Env is the environment the host belongs to, e.g. "production" (env). Required.
+	Env string
+	// Dist is the apt distribution installed from (dist). Default: Env.
+	Dist string
+	// Repo is the repository root, "s3://BUCKET/PREFIX" (repo_url). The
+	// bucket name may not contain dots: apt-transport-s3 refuses them. Required.
+	Repo string
+	// Keyring is the repository's OpenPGP public keyring, binary or armored;
+	// it is written dearmored to /etc/apt/keyrings/aptfleet.gpg
+	// (keyring_base64, base64 of the binary keyring). Required.
+	Keyring []byte
+	// Region is the AWS region of the bucket and of SSM (region). Required.
+	Region string
+	// S3Endpoint is "HOST:PORT" of an S3-compatible server reached over HTTPS
+	// with virtual-host buckets (s3_endpoint). Default "" (AWS S3; leave it
+	// empty on EC2).
+	S3Endpoint string
+	// CABundle is a PEM bundle the instance trusts in addition to the system
+	// roots, for an S3 or SSM endpoint with a private CA (ca_bundle).
+	// Default "" (leave it empty on EC2).
+	CABundle string
+	// SSMEndpoint is the URL of the SSM API (ssm_endpoint). Default "" (AWS).
+	SSMEndpoint string
+	// EC2Endpoint is the URL of the EC2 API used to find Serf peers
+	// (ec2_endpoint). Default "" (AWS).
+	EC2Endpoint string
+	// AccessKeyID and SecretAccessKey are static credentials for S3, SSM and
+	// EC2 (aws_access_key_id, aws_secret_access_key), for S3-compatible
+	// servers outside AWS only: they end up in the user-data. Default "" (the
+	// instance role, through IMDSv2).
+	AccessKeyID     string
+	SecretAccessKey string
+	// RedisAddr is the HOST:PORT of the fleet's Redis (redis_addr). Required.
+	RedisAddr string
+	// RedisTLS connects to Redis over TLS (redis_tls). Default false.
+	RedisTLS bool
+	// RedisAuthParameter names the SSM SecureString holding the Redis AUTH
+	// token, read at boot into /etc/aptfleet/redis-password
+	// (redis_auth_ssm_parameter). Default "" (no AUTH).
+	RedisAuthParameter string
+	// SerfKeyParameter names the SSM SecureString holding the base64 Serf
+	// encryption key (serf_key_ssm_parameter). Default "" (no encryption).
+	SerfKeyParameter string
+	// SerfJoinASG is an Auto Scaling group whose running instances are the
+	// Serf peers to join, found with ec2:DescribeInstances at boot
+	// (serf_join_asg). Default "" (none).
+	SerfJoinASG string
+	// SerfJoin lists fixed Serf peers, "HOST:PORT" (serf_join). Default none.
+	SerfJoin []string
+	// AppPort is the port the app listens on (app_port). Default 8080.
+	AppPort int
+	// HealthURL is the app's health check (health_url). Default
+	// "http://127.0.0.1:<AppPort>/healthz".
+	HealthURL string
+	// TargetGroupARN is the ALB target group the puller drains the host from
+	// around a restart (target_group_arn). Default "" (no draining).
+	TargetGroupARN string
+	// SNSTopicARN receives the puller's deploy events (sns_topic_arn).
+	// Default "" (events are only logged).
+	SNSTopicARN string
+	// Fraction of the fleet that may deploy at once (fraction). Default 0.25.
+	Fraction float64
+	// Schedule is the puller's cron schedule (schedule). Default "@every 1m".
+	Schedule string
+}
+
+// DefaultConfig returns the defaults; the required fields are empty.
+func DefaultConfig() Config {
+	return Config{
+		AppPort:  8080,
+		Fraction: 0.25,
+		Schedule: "@every 1m",
+	}
+}
+
+var (
+	packageRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	envRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	repoRE     = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9-]{1,61}[a-z0-9](/[A-Za-z0-9._~-]+)*/?$`)
+	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	hostPortRE = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$`)
+	endpointRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
+	keyIDRE    = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	secretRE   = regexp.MustCompile(`^[A-Za-z0-9/+=]+$`)
+	ssmNameRE  = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
+	asgRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	urlRE      = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/?=&%+-]*)?$`)
+	snsARNRE   = regexp.MustCompile(`^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$`)
+	tgARNRE    = regexp.MustCompile(`^arn:[a-z-]+:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]+/[0-9a-f]+$`)
+	scheduleRE = regexp.MustCompile(`^[A-Za-z0-9@*/, -]+$`)
+)
+
+// normalize fills defaults and validates c, returning the dearmored keyring.
+// The checks also keep every value safe inside the script's single-quoted
+// shell strings and double-quoted YAML scalars.
+func (c *Config) normalize() ([]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	}
+	if c.Dist == "" {
+		c.Dist = c.Env
+	}
+	if c.AppPort == 0 {
+		c.AppPort = 8080
+	}
+	if c.HealthURL == "" {
+		c.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/healthz", c.AppPort)
+	}
+	if c.Fraction == 0 {
+		c.Fraction = 0.25
+	}
+	if c.Schedule == "" {
+		c.Schedule = "@every 1m"
+	}
+	match := func(field, value string, re *regexp.Regexp, what string, required bool) error {
+		if value == "" {
+			if required {
+				return bad("%s: required", field)
+			}
+			return nil
+		}
+		if !re.MatchString(value) {
+			return bad("%s: %q is not %s", field, value, what)
+		}
+		return nil
+	}
+	checks := []struct {
+		field, value string
+		re           *regexp.Regexp
+		what         string
+		required     bool
+	}{
+		{"app", c.App, packageRE, "a Debian package name", true},
+		{"env", c.Env, envRE, "an environment name", true},
+		{"dist", c.Dist, envRE, "a distribution name", true},
+		{"repo", c.Repo, repoRE, "s3://BUCKET/PREFIX with a bucket name without dots", true},
+		{"region", c.Region, regionRE, "an AWS region", true},
+		{"s3_endpoint", c.S3Endpoint, hostPortRE, "HOST:PORT", false},
+		{"ssm_endpoint", c.SSMEndpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
+		{"ec2_endpoint", c.EC2Endpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
+		{"aws_access_key_id", c.AccessKeyID, keyIDRE, "an access key id", false},
+		{"aws_secret_access_key", c.SecretAccessKey, secretRE, "a secret access key", false},
+		{"redis_addr", c.RedisAddr, hostPortRE, "HOST:PORT", true},
+		{"redis_auth_ssm_parameter", c.RedisAuthParameter, ssmNameRE, "an SSM parameter name", false},
+		{"serf_key_ssm_parameter", c.SerfKeyParameter, ssmNameRE, "an SSM parameter name", false},
+		{"serf_join_asg", c.SerfJoinASG, asgRE, "an Auto Scaling group name", false},
+		{"health_url", c.HealthURL, urlRE, "an http(s) URL", true},
+		{"target_group_arn", c.TargetGroupARN, tgARNRE, "a target group ARN", false},
+		{"sns_topic_arn", c.SNSTopicARN, snsARNRE, "an SNS topic ARN", false},
+		{"schedule", c.Schedule, scheduleRE, "a cron schedule", true},
+	}
+	for _, ch := range checks {
+		if err := match(ch.field, ch.value, ch.re, ch.what, ch.required); err != nil {
+			return nil, err
+		}
+	}
+	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
+		return nil, bad("aws_access_key_id, aws_secret_access_key: give both or neither")
+	}
+	for i, p := range c.SerfJoin {
+		if !hostPortRE.MatchString(p) {
+			return nil, bad("serf_join[%d]: %q is not HOST:PORT", i, p)
+		}
+	}
+	if c.AppPort < 1 || c.AppPort > 65535 {
+		return nil, bad("app_port: %d is not a port number", c.AppPort)
+	}
+	if !(c.Fraction > 0 && c.Fraction <= 1) {
+		return nil, bad("fraction: %v is outside (0, 1]", c.Fraction)
+	}
+	if _, err := cron.ParseStandard(c.Schedule); err != nil {
+		return nil, bad("schedule: %q: %v", c.Schedule, err)
+	}
+	if err := checkCABundle(c.CABundle); err != nil {
+		return nil, bad("ca_bundle: %v", err)
+	}
+	keyring, err := publicKeyring(c.Keyring)
+	if err != nil {
+		return nil, bad("keyring: %v", err)
+	}
+	return keyring, nil
+}
+
+// publicKeyring returns the binary form of an armored or binary OpenPGP
+// keyring, refusing empty keyrings and secret keys.
+func publicKeyring(data []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("required")
+	}
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP")) {
+		block, err := armor.Decode(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("bad armor: %v", err)
+		}
+		if block.Type != openpgp.PublicKeyType {
+			return nil, fmt.Errorf("armored %q, want a public key block", block.Type)
+		}
+		if data, err = io.ReadAll(block.Body); err != nil {
+			return nil, fmt.Errorf("bad armor: %v", err)
+		}
+	}
+	keys, err := openpgp.ReadKeyRing(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not an OpenPGP keyring: %v", err)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no keys")
+	}
+	for _, k := range keys {
+		if k.PrivateKey != nil {
+			return nil, errors.New("contains a secret key; give the public keyring")
+		}
+	}
+	return data, nil
+}
+
+// checkCABundle accepts "" or PEM CERTIFICATE blocks and nothing else.
+func checkCABundle(s string) error {
+	if s == "" {
+		return nil
+	}
+	rest := []byte(s)
+	n := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("PEM block %q, want CERTIFICATE", block.Type)
+		}
+		n++
+	}
+	if n == 0 || len(bytes.TrimSpace(rest)) != 0 {
+		return errors.New("not a PEM bundle of certificates")
+	}
+	return nil
+}
+
+// Vars returns c's template variables as the fleet Terraform module passes
+// them to templatefile, after filling defaults and validating.
+func (c Config) Vars() (map[string]cty.Value, error) {
+	keyring, err := c.normalize()
+	if err != nil {
+		return nil, err
+	}
+	join := cty.ListValEmpty(cty.String)
+	if len(c.SerfJoin) > 0 {
+		peers := make([]cty.Value, len(c.SerfJoin))
+		for i, p := range c.SerfJoin {
+			peers[i] = cty.StringVal(p)
+		}
+		join = cty.ListVal(peers)
+	}
+	return map[string]cty.Value{
+		"app":                      cty.StringVal(c.App),
+		"env":                      cty.StringVal(c.Env),
+		"dist":                     cty.StringVal(c.Dist),
+		"repo_url":                 cty.StringVal(c.Repo),
+		"keyring_base64":           cty.StringVal(base64.StdEncoding.EncodeToString(keyring)),
+		"region":                   cty.StringVal(c.Region),
+		"s3_endpoint":              cty.StringVal(c.S3Endpoint),
+		"ca_bundle":                cty.StringVal(strings.TrimRight(c.CABundle, "\r\n")),
+		"ssm_endpoint":             cty.StringVal(c.SSMEndpoint),
+		"ec2_endpoint":             cty.StringVal(c.EC2Endpoint),
+		"aws_access_key_id":        cty.StringVal(c.AccessKeyID),
+		"aws_secret_access_key":    cty.StringVal(c.SecretAccessKey),
+		"redis_addr":               cty.StringVal(c.RedisAddr),
+		"redis_tls":                cty.BoolVal(c.RedisTLS),
+		"redis_auth_ssm_parameter": cty.StringVal(c.RedisAuthParameter),
+		"serf_key_ssm_parameter":   cty.StringVal(c.SerfKeyParameter),
+		"serf_join_asg":            cty.StringVal(c.SerfJoinASG),
+		"serf_join":                join,
+		"app_port":                 cty.NumberIntVal(int64(c.AppPort)),
+		"health_url":               cty.StringVal(c.HealthURL),
+		"target_group_arn":         cty.StringVal(c.TargetGroupARN),
+		"sns_topic_arn":            cty.StringVal(c.SNSTopicARN),
+		"fraction":                 cty.StringVal(strconv.FormatFloat(c.Fraction, 'f', -1, 64)),
+		"schedule":                 cty.StringVal(c.Schedule),
+	}, nil
+}
+
+// Render returns the user-data script for c.
+func Render(c Config) ([]byte, error) {
+	vars, err := c.Vars()
+	if err != nil {
+		return nil, err
+	}
+	out, err := Execute(Template, vars)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > MaxSize {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(out), MaxSize)
+	}
+	return out, nil
+}
+
+// Execute evaluates a templatefile-syntax template with vars, as Terraform's
+// templatefile does (without Terraform's function library, which the
+// user-data template does not use).
+func Execute(tmpl string, vars map[string]cty.Value) ([]byte, error) {
+	expr, diags := hclsyntax.ParseTemplate([]byte(tmpl), TemplateName, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("parse %s: %s", TemplateName, diags.Error())
+	}
+	for _, tr := range expr.Variables() {
+		if _, ok := vars[tr.RootName()]; !ok {
+			return nil, fmt.Errorf("%s: variable %q is not set", TemplateName, tr.RootName())
+		}
+	}
+	val, diags := expr.Value(&hcl.EvalContext{Variables: vars})
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("render %s: %s", TemplateName, diags.Error())
+	}
+	if !val.Type().Equals(cty.String) || val.IsNull() || !val.IsKnown() {
+		return nil, fmt.Errorf("render %s: result is %s, not a string", TemplateName, val.Type().FriendlyName())
+	}
+	return []byte(val.AsString()), nil
+}
+
+// Variables returns the names of the variables the template refers to.
+func Variables(tmpl string) ([]string, error) {
+	expr, diags := hclsyntax.ParseTemplate([]byte(tmpl), TemplateName, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("parse %s: %s", TemplateName, diags.Error())
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, tr := range expr.Variables() {
+		if n := tr.RootName(); !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}

@@ -1,0 +1,322 @@
+package userdata_test
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/userdata"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func keyring(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/keyring.gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// minimal is the smallest valid configuration: what an EC2 fleet without
+// AUTH, Serf encryption, draining or events needs.
+func minimal(t *testing.T) userdata.Config {
+	c := userdata.DefaultConfig()
+	c.App = "hello"
+	c.Env = "production"
+	c.Repo = "s3://acme-apt/fleet"
+	c.Keyring = keyring(t)
+	c.Region = "eu-west-1"
+	c.RedisAddr = "master.locks.abc123.euw1.cache.amazonaws.com:6379"
+	return c
+}
+
+// full sets every field an EC2 fleet uses.
+func full(t *testing.T) userdata.Config {
+	c := minimal(t)
+	c.Dist = "stable"
+	c.RedisTLS = true
+	c.RedisAuthParameter = "/aptfleet/hello/production/redis-auth"
+	c.SerfKeyParameter = "/aptfleet/hello/production/serf-key"
+	c.SerfJoinASG = "hello-production"
+	c.SerfJoin = []string{"10.0.1.10:7946", "10.0.2.10:7946"}
+	c.AppPort = 9000
+	c.TargetGroupARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef"
+	c.SNSTopicARN = "arn:aws:sns:eu-west-1:123456789012:aptfleet-events"
+	c.Fraction = 0.34
+	c.Schedule = "*/2 * * * *"
+	return c
+}
+
+// lab is the configuration of the first-boot system test: an S3-compatible
+// server with a private CA and static keys, SSM and EC2 stand-ins.
+func lab(t *testing.T) userdata.Config {
+	c := minimal(t)
+	c.RedisAddr = "127.0.0.1:6379"
+	c.S3Endpoint = "s3.test:9443"
+	c.CABundle = testCA(t)
+	c.SSMEndpoint = "http://127.0.0.1:9100"
+	c.EC2Endpoint = "http://127.0.0.1:9100"
+	c.AccessKeyID = "AKIAEXAMPLE"
+	c.SecretAccessKey = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+	c.RedisAuthParameter = "/aptfleet/redis-auth"
+	return c
+}
+
+func testCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "aptfleet test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+}
+
+func TestRenderGolden(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  func(*testing.T) userdata.Config
+	}{
+		{"minimal", minimal},
+		{"full", full},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := userdata.Render(tc.cfg(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", tc.name+".sh")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./userdata -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("rendered %s differs from %s (run go test ./userdata -update and review the diff)", tc.name, golden)
+			}
+		})
+	}
+}
+
+// TestShell runs bash -n and shellcheck (every check, no exclusions) on
+// every shape of rendered script.
+func TestShell(t *testing.T) {
+	testenv.NeedTools(t, "bash", "shellcheck")
+	for _, tc := range []struct {
+		name string
+		cfg  func(*testing.T) userdata.Config
+	}{
+		{"minimal", minimal},
+		{"full", full},
+		{"lab", lab},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			script, err := userdata.Render(tc.cfg(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "user-data.sh")
+			if err := os.WriteFile(path, script, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("bash", "-n", path).CombinedOutput(); err != nil {
+				t.Fatalf("bash -n: %v\n%s", err, out)
+			}
+			if out, err := exec.Command("shellcheck", "--shell=bash", "--severity=style", path).CombinedOutput(); err != nil {
+				t.Fatalf("shellcheck: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// TestNoSecrets: on EC2 the script carries no credentials (the instance
+// role is used), the Redis AUTH token is referred to by its SSM parameter
+// name and reaches the puller as a password file, never inline.
+func TestNoSecrets(t *testing.T) {
+	script, err := userdata.Render(full(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"AWS_KEY_ID=''\n",
+		"AWS_KEY_SECRET=''\n",
+		"REDIS_AUTH_PARAMETER='/aptfleet/hello/production/redis-auth'\n",
+		"password_file: /etc/aptfleet/redis-password",
+	} {
+		if !bytes.Contains(script, []byte(want)) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	if bytes.Contains(script, []byte("  password:")) {
+		t.Error("script writes an inline Redis password")
+	}
+}
+
+func TestKeyringForms(t *testing.T) {
+	binary := keyring(t)
+	var armored bytes.Buffer
+	w, err := armor.Encode(&armored, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(binary)
+	w.Close()
+
+	c := minimal(t)
+	fromBinary, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Keyring = armored.Bytes()
+	fromArmored, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fromBinary, fromArmored) {
+		t.Error("an armored keyring renders differently from the same keyring in binary")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	secret, err := openpgp.NewEntity("secret", "", "secret@example.invalid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secretRing bytes.Buffer
+	if err := secret.SerializePrivate(&secretRing, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*userdata.Config)
+		field string
+	}{
+		{"no app", func(c *userdata.Config) { c.App = "" }, "app: required"},
+		{"app not a package name", func(c *userdata.Config) { c.App = "Hello World" }, "app:"},
+		{"shell quote in env", func(c *userdata.Config) { c.Env = "prod'; rm -rf /" }, "env:"},
+		{"http repo", func(c *userdata.Config) { c.Repo = "https://apt.example.com" }, "repo:"},
+		{"bucket with dots", func(c *userdata.Config) { c.Repo = "s3://apt.example.com/fleet" }, "repo:"},
+		{"no region", func(c *userdata.Config) { c.Region = "" }, "region: required"},
+		{"endpoint with scheme", func(c *userdata.Config) { c.S3Endpoint = "https://s3.test:9000" }, "s3_endpoint:"},
+		{"half the keys", func(c *userdata.Config) { c.AccessKeyID = "AKIAEXAMPLE" }, "give both or neither"},
+		{"no redis", func(c *userdata.Config) { c.RedisAddr = "" }, "redis_addr: required"},
+		{"ssm name with space", func(c *userdata.Config) { c.RedisAuthParameter = "/a b" }, "redis_auth_ssm_parameter:"},
+		{"bad join", func(c *userdata.Config) { c.SerfJoin = []string{"10.0.0.1"} }, "serf_join[0]:"},
+		{"port", func(c *userdata.Config) { c.AppPort = 70000 }, "app_port:"},
+		{"health url with quote", func(c *userdata.Config) { c.HealthURL = `http://127.0.0.1:8080/"x` }, "health_url:"},
+		{"fraction", func(c *userdata.Config) { c.Fraction = 1.5 }, "fraction:"},
+		{"schedule", func(c *userdata.Config) { c.Schedule = "every minute" }, "schedule:"},
+		{"target group", func(c *userdata.Config) { c.TargetGroupARN = "hello" }, "target_group_arn:"},
+		{"ca not pem", func(c *userdata.Config) { c.CABundle = "hello" }, "ca_bundle:"},
+		{"no keyring", func(c *userdata.Config) { c.Keyring = nil }, "keyring: required"},
+		{"keyring garbage", func(c *userdata.Config) { c.Keyring = []byte("not a key") }, "keyring:"},
+		{"secret keyring", func(c *userdata.Config) { c.Keyring = secretRing.Bytes() }, "secret key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := minimal(t)
+			tc.edit(&c)
+			out, err := userdata.Render(c)
+			if !errors.Is(err, userdata.ErrConfig) {
+				t.Fatalf("Render: err = %v, want ErrConfig", err)
+			}
+			if out != nil {
+				t.Error("Render returned a script with an error")
+			}
+			if !strings.Contains(err.Error(), tc.field) {
+				t.Errorf("error %q does not name %q", err, tc.field)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error is not one line: %q", err)
+			}
+		})
+	}
+}
+
+func TestSize(t *testing.T) {
+	t.Run("full configuration fits", func(t *testing.T) {
+		out, err := userdata.Render(full(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// An RSA-4096 keyring with a subkey is about 3.8 KB in base64:
+		// keep room for it and a CA certificate.
+		const headroom = 6 << 10
+		if len(out) > userdata.MaxSize-headroom {
+			t.Errorf("full script is %d bytes: less than %d bytes of the 16 KB limit are left for larger keyrings", len(out), headroom)
+		}
+	})
+	t.Run("too large", func(t *testing.T) {
+		c := lab(t)
+		var bundle strings.Builder
+		for bundle.Len() < userdata.MaxSize {
+			bundle.WriteString(testCA(t))
+		}
+		c.CABundle = bundle.String()
+		_, err := userdata.Render(c)
+		if !errors.Is(err, userdata.ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
+		}
+	})
+}
+
+// TestVariables: the renderer sets exactly the variables the template uses,
+// so Terraform's templatefile (which refuses missing ones) gets the same set.
+func TestVariables(t *testing.T) {
+	used, err := userdata.Variables(userdata.Template)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars, err := full(t).Vars()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range used {
+		if _, ok := vars[name]; !ok {
+			t.Errorf("template uses %q, which Vars does not set", name)
+		}
+	}
+	usedSet := map[string]bool{}
+	for _, n := range used {
+		usedSet[n] = true
+	}
+	for name := range vars {
+		if !usedSet[name] {
+			t.Errorf("Vars sets %q, which the template does not use", name)
+		}
+	}
+}
