@@ -57,6 +57,7 @@ a local directory that the fleet's instances install from.`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		newBuildCmd(),
+		newUserdataCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }
