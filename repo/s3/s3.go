@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -40,8 +42,8 @@ type Config struct {
 	// AWS_ENDPOINT_URL, the shared config file), else AWS.
 	Endpoint string
 	// PathStyle addresses buckets as ENDPOINT/BUCKET/KEY instead of
-	// BUCKET.ENDPOINT/KEY. Default false; most S3-compatible servers on a bare
-	// IP address need true.
+	// BUCKET.ENDPOINT/KEY. Default false, except with an endpoint whose host
+	// is an IP address or localhost, where virtual hosts cannot work.
 	PathStyle bool
 	// Credentials overrides the SDK's default credential chain (environment,
 	// shared files, SSO, container and instance roles). Default nil: the chain.
@@ -106,7 +108,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
-		o.UsePathStyle = cfg.PathStyle
+		o.UsePathStyle = cfg.PathStyle || bareHost(aws.ToString(o.BaseEndpoint))
 		if cfg.MaxAttempts > 0 {
 			o.RetryMaxAttempts = cfg.MaxAttempts
 		}
@@ -123,6 +125,16 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 	return NewFromClient(client, cfg), nil
+}
+
+// bareHost reports whether endpoint's host is an IP address or localhost.
+func bareHost(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	return h == "localhost" || net.ParseIP(h) != nil
 }
 
 // NewFromClient returns a store that sends its requests through client; of
