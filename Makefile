@@ -78,3 +78,10 @@ $(APTFLEET_TESTROOT)/.complete:
 	debootstrap --variant=minbase --include=$(TESTROOT_PACKAGES) bookworm $(APTFLEET_TESTROOT).tmp http://deb.debian.org/debian
 	rm -rf $(APTFLEET_TESTROOT) && mv $(APTFLEET_TESTROOT).tmp $(APTFLEET_TESTROOT)
 	touch $@
+
+# --- repository on S3: publish benchmark ---------------------------------------
+
+.PHONY: bench-publish
+bench-publish: ## publish one .deb into 1,000/10,000-version dists: aptfleet vs aptly on gofakes3
+	@command -v aptly >/dev/null || { echo "bench-publish: aptly is not installed (run make deps)"; exit 1; }
+	$(GO) run ./repo/internal/bench $(BENCH_PUBLISH_FLAGS)

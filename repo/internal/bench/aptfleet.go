@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// aptfleet drives `pkgbuild publish` against the benchmark server, with the
+// endpoint and credentials in the environment the way CI passes them.
+type aptfleet struct {
+	bin, dir, repoURL, key string
+	env                    []string
+}
+
+// buildPkgbuild compiles cmd/pkgbuild into dir.
+func buildPkgbuild(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "pkgbuild")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "github.com/aptfleet/aptfleet/cmd/pkgbuild")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return bin, cmd.Run()
+}
+
+func newAptfleet(bin, work, serverURL, bucket, prefix string, k *keys) (*aptfleet, error) {
+	a := &aptfleet{
+		bin:     bin,
+		dir:     filepath.Join(work, "aptfleet-"+prefix),
+		repoURL: "s3://" + bucket + "/" + prefix,
+		key:     k.aptfleet,
+		env: []string{
+			"AWS_ENDPOINT_URL_S3=" + serverURL,
+			"AWS_ACCESS_KEY_ID=bench",
+			"AWS_SECRET_ACCESS_KEY=bench-secret",
+			"AWS_REGION=us-east-1",
+			"AWS_EC2_METADATA_DISABLED=true",
+			"AWS_CONFIG_FILE=/dev/null",
+			"AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		},
+	}
+	if err := os.RemoveAll(a.dir); err != nil {
+		return nil, err
+	}
+	return a, os.MkdirAll(a.dir, 0o755)
+}
+
+func (a *aptfleet) publishArgs(debs ...pkg) []string {
+	args := []string{a.bin, "publish", "--repo", a.repoURL, "--dist", "bench", "--key", a.key}
+	for _, p := range debs {
+		args = append(args, p.Path)
+	}
+	return args
+}
+
+// seed publishes debs in one command.
+func (a *aptfleet) seed(ctx context.Context, debs []pkg) error {
+	_, err := run(ctx, a.dir, a.env, a.publishArgs(debs...)...)
+	return err
+}
+
+// publish publishes one package.
+func (a *aptfleet) publish(ctx context.Context, p pkg) (result, error) {
+	return run(ctx, a.dir, a.env, a.publishArgs(p)...)
+}
+
+// check runs `pkgbuild verify` on the repository (not timed).
+func (a *aptfleet) check(ctx context.Context) error {
+	_, err := run(ctx, a.dir, a.env, a.bin, "verify", "--repo", a.repoURL)
+	return err
+}
