@@ -1,0 +1,507 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Errors from changing a repository.
+var (
+	// ErrConflict: a pool file or an index entry already exists with other
+	// contents. Nothing is overwritten.
+	ErrConflict = errors.New("repo: conflict")
+	// ErrContention: the commit lost to concurrent writers Config.Attempts
+	// times in a row.
+	ErrContention = errors.New("repo: too many concurrent writers")
+	// ErrNoSigner: a change was asked of a Repo without a signing key.
+	ErrNoSigner = errors.New("repo: no signing key")
+)
+
+// Steps of a change, reported to Repo.AfterStep.
+const (
+	StepPool     = "pool"     // every pool file is stored
+	StepRead     = "read"     // the dist's InRelease and indexes are read
+	StepIndexes  = "indexes"  // the new indexes are stored by hash
+	StepCommit   = "commit"   // InRelease is replaced: the change is visible
+	StepRelease  = "release"  // Release and Release.gpg are written
+	StepPackages = "packages" // the plain-path Packages files are written
+)
+
+// Config holds a repository's settings.
+type Config struct {
+	// Origin and Label go into every Release. Default "aptfleet".
+	Origin string
+	Label  string
+	// Architectures always get a binary-<arch> index, even when empty; the
+	// architectures of published packages are added. Default ["amd64"].
+	Architectures []string
+	// Component is where Publish puts packages when none is given.
+	// Default "main".
+	Component string
+	// XZ also writes Packages.xz (xz of a 10,000-entry index costs seconds).
+	// Default false.
+	XZ bool
+	// Attempts is how many times a change re-reads and retries after losing
+	// the commit to a concurrent writer. Default 50.
+	Attempts int
+	// Backoff is the first retry's maximum delay; it doubles up to
+	// MaxBackoff, and each delay is drawn uniformly below it (full jitter).
+	// Defaults 20ms and 1s.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Origin: "aptfleet", Label: "aptfleet", Architectures: []string{"amd64"}, Component: "main",
+		Attempts: 50, Backoff: 20 * time.Millisecond, MaxBackoff: time.Second,
+	}
+}
+
+// Repo is an apt repository in a Store. Changes (Publish, Promote, Yank,
+// Prune) need Signer; reads check signatures with Keyring, or with the
+// Signer's public key when Keyring is empty.
+type Repo struct {
+	Store   Store
+	Signer  *Signer
+	Keyring Keyring
+	Config  Config
+	// Now is the clock for Release dates and the prune grace period.
+	// Default time.Now.
+	Now func() time.Time
+	// Log receives retries and repairs. Default: discard.
+	Log *slog.Logger
+	// AfterStep, when set, is called after each step of a change (the Step
+	// constants); tests use it to stop a publisher at a chosen point.
+	AfterStep func(step string)
+}
+
+func (r *Repo) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Repo) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Repo) step(s string) {
+	if r.AfterStep != nil {
+		r.AfterStep(s)
+	}
+}
+
+func (r *Repo) keyring() Keyring {
+	if len(r.Keyring.entities) == 0 && r.Signer != nil {
+		return r.Signer.Keyring()
+	}
+	return r.Keyring
+}
+
+func (r *Repo) config() Config {
+	c, d := r.Config, DefaultConfig()
+	if c.Origin == "" {
+		c.Origin = d.Origin
+	}
+	if c.Label == "" {
+		c.Label = d.Label
+	}
+	if len(c.Architectures) == 0 {
+		c.Architectures = d.Architectures
+	}
+	if c.Component == "" {
+		c.Component = d.Component
+	}
+	if c.Attempts <= 0 {
+		c.Attempts = d.Attempts
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = d.Backoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = d.MaxBackoff
+	}
+	return c
+}
+
+// state is a dist as read at the start of a change.
+type state struct {
+	dist    string
+	etag    string   // InRelease's; "" for a new dist
+	release *Release // nil for a new dist
+	pkgs    map[pkgKey]Package
+}
+
+func (s *state) sorted() []Package {
+	out := make([]Package, 0, len(s.pkgs))
+	for _, p := range s.pkgs {
+		out = append(out, p)
+	}
+	SortPackages(out)
+	return out
+}
+
+func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	st := &state{dist: dist, etag: d.ETag, release: d.Release, pkgs: make(map[pkgKey]Package, len(d.Packages))}
+	for _, p := range d.Packages {
+		st.pkgs[p.key()] = p
+	}
+	return st, nil
+}
+
+// change edits a dist's packages; it reports whether anything changed.
+type change func(st *state) (bool, error)
+
+// update applies fn to dist and commits the result, re-reading and
+// re-applying fn each time a concurrent writer commits first. A missing
+// dist is created only if create is set.
+func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) error {
+	if r.Signer == nil {
+		return ErrNoSigner
+	}
+	cfg := r.config()
+	for attempt := 1; ; attempt++ {
+		st, err := r.load(ctx, dist)
+		if errors.Is(err, ErrNoDist) && create {
+			st, err = &state{dist: dist, pkgs: map[pkgKey]Package{}}, nil
+		}
+		if err != nil {
+			return err
+		}
+		r.step(StepRead)
+		changed, err := fn(st)
+		if err != nil || !changed {
+			return err
+		}
+		err = r.commit(ctx, st, cfg)
+		if !errors.Is(err, ErrPrecondition) {
+			return err
+		}
+		if attempt >= cfg.Attempts {
+			return fmt.Errorf("%w: dists/%s/InRelease changed under %d attempts in a row", ErrContention, dist, attempt)
+		}
+		limit := min(cfg.Backoff<<min(attempt-1, 20), cfg.MaxBackoff)
+		delay := time.Duration(rand.Int64N(int64(limit)) + 1)
+		r.log().Debug("commit lost to a concurrent writer; retrying", "dist", dist, "attempt", attempt, "delay", delay)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+	}
+}
+
+// commit renders st's indexes, stores them by hash, and replaces InRelease
+// if it still has the ETag st was read at. It returns an error wrapping
+// ErrPrecondition when another writer committed first.
+func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
+	pkgs := st.sorted()
+	archs := slices.Clone(cfg.Architectures)
+	comps := []string{cfg.Component}
+	if st.release != nil {
+		archs = append(archs, st.release.Architectures...)
+		comps = append(comps, st.release.Components...)
+	}
+	for _, p := range pkgs {
+		if p.Architecture != "all" {
+			archs = append(archs, p.Architecture)
+		}
+		comps = append(comps, p.Component)
+	}
+	slices.Sort(archs)
+	archs = slices.Compact(archs)
+	slices.Sort(comps)
+	comps = slices.Compact(comps)
+
+	rel := &Release{Origin: cfg.Origin, Label: cfg.Label, Suite: st.dist, Codename: st.dist,
+		Date: r.now().UTC().Truncate(time.Second), Architectures: archs, Components: comps}
+	var files []indexFile
+	for _, comp := range comps {
+		for _, arch := range archs {
+			var sel []Package
+			for _, p := range pkgs {
+				if p.Component == comp && (p.Architecture == arch || p.Architecture == "all") {
+					sel = append(sel, p)
+				}
+			}
+			fs, err := renderPackages(comp+"/binary-"+arch, sel, cfg.XZ)
+			if err != nil {
+				return fmt.Errorf("render %s/binary-%s: %w", comp, arch, err)
+			}
+			files = append(files, fs...)
+		}
+	}
+	for _, f := range files {
+		rel.Files = append(rel.Files, f.rf)
+		if st.release != nil {
+			if old, ok := st.release.File(f.path); ok && old.SHA256 == f.rf.SHA256 {
+				continue // unchanged: its by-hash object is already there
+			}
+		}
+		key := f.byHashKey(st.dist)
+		if _, err := r.Store.Put(ctx, key, bytes.NewReader(f.data), int64(len(f.data)), PutOptions{ContentType: contentType(f.path)}); err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
+	}
+	r.step(StepIndexes)
+
+	release := rel.Bytes()
+	inRelease, detached, err := r.Signer.Sign(release)
+	if err != nil {
+		return err
+	}
+	key := inReleaseKey(st.dist)
+	opts := PutOptions{IfMatch: st.etag, IfNoneMatch: st.etag == "", ContentType: "text/plain"}
+	o, err := r.Store.Put(ctx, key, bytes.NewReader(inRelease), int64(len(inRelease)), opts)
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", key, err)
+	}
+	r.step(StepCommit)
+	return r.writeDerived(ctx, st.dist, o.ETag, release, detached, files)
+}
+
+func contentType(path string) string {
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		return "application/gzip"
+	case strings.HasSuffix(path, ".xz"):
+		return "application/x-xz"
+	case strings.HasSuffix(path, ".deb"):
+		return "application/vnd.debian.binary-package"
+	}
+	return "text/plain"
+}
+
+// writeDerived writes Release, Release.gpg and the plain-path indexes of the
+// commit whose InRelease has etag. Clients and Verify rely on InRelease and
+// by-hash names only, so these files may briefly lag; to keep a slow writer
+// from leaving an older Release behind a newer InRelease, it skips the write
+// when InRelease has moved on, and re-derives from the newest InRelease when
+// InRelease moved while it wrote.
+func (r *Repo) writeDerived(ctx context.Context, dist, etag string, release, detached []byte, files []indexFile) error {
+	cur, err := r.Store.Head(ctx, inReleaseKey(dist))
+	if err != nil || cur.ETag != etag {
+		return nil // a newer commit writes its own derived files
+	}
+	base := "dists/" + dist + "/"
+	if err := r.put(ctx, base+"Release", release); err != nil {
+		return err
+	}
+	if err := r.put(ctx, base+"Release.gpg", detached); err != nil {
+		return err
+	}
+	r.step(StepRelease)
+	for _, f := range files {
+		if err := r.put(ctx, base+f.path, f.data); err != nil {
+			return err
+		}
+	}
+	r.step(StepPackages)
+	for i := 0; i < 3; i++ {
+		cur, err := r.Store.Head(ctx, inReleaseKey(dist))
+		if err != nil || cur.ETag == etag {
+			return nil
+		}
+		// Another writer committed while these were written; its derived
+		// files may have gone up before ours. Derive from the newest state.
+		r.log().Debug("InRelease moved while writing derived files; re-deriving", "dist", dist)
+		if etag, err = r.Repair(ctx, dist); err != nil {
+			return nil // the next change repairs them
+		}
+	}
+	return nil
+}
+
+func (r *Repo) put(ctx context.Context, key string, data []byte) error {
+	if _, err := r.Store.Put(ctx, key, bytes.NewReader(data), int64(len(data)), PutOptions{ContentType: contentType(key)}); err != nil {
+		return fmt.Errorf("upload %s: %w", key, err)
+	}
+	return nil
+}
+
+// Repair rewrites dist's derived files (Release, Release.gpg, the plain-path
+// indexes) from its current InRelease and by-hash indexes. It returns the
+// ETag of the InRelease it derived from.
+func (r *Repo) Repair(ctx context.Context, dist string) (string, error) {
+	if r.Signer == nil {
+		return "", ErrNoSigner
+	}
+	data, o, err := getAll(ctx, r.Store, inReleaseKey(dist))
+	if errors.Is(err, ErrNotFound) {
+		return "", fmt.Errorf("%w: %s", ErrNoDist, dist)
+	}
+	if err != nil {
+		return "", err
+	}
+	text, err := r.keyring().VerifyInRelease(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	rel, err := ParseRelease(text)
+	if err != nil {
+		return "", err
+	}
+	release := rel.Bytes()
+	_, detached, err := r.Signer.Sign(release)
+	if err != nil {
+		return "", err
+	}
+	base := "dists/" + dist + "/"
+	if err := r.put(ctx, base+"Release", release); err != nil {
+		return "", err
+	}
+	if err := r.put(ctx, base+"Release.gpg", detached); err != nil {
+		return "", err
+	}
+	for _, f := range rel.Files {
+		b, _, err := getAll(ctx, r.Store, byHashKey(dist, f.Path, f.SHA256))
+		if err != nil {
+			return "", err
+		}
+		if err := r.put(ctx, base+f.Path, b); err != nil {
+			return "", err
+		}
+	}
+	return o.ETag, nil
+}
+
+// localDeb is a .deb file to publish.
+type localDeb struct {
+	path string
+	deb  *Deb
+	key  string
+}
+
+// Publish adds the .deb files at paths to dist's component (Config.Component
+// when empty), creating the dist if needed. Every file is read and checked
+// before anything is written. Pool files are created only if absent: the
+// same file name with the same bytes is accepted (publishing again is a
+// no-op), other bytes are ErrConflict. It returns the index entries added.
+func (r *Repo) Publish(ctx context.Context, dist, component string, paths []string) ([]Package, error) {
+	if r.Signer == nil {
+		return nil, ErrNoSigner
+	}
+	if component == "" {
+		component = r.config().Component
+	}
+	if err := CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	if err := CheckDist(component); err != nil {
+		return nil, fmt.Errorf("component: %w", err)
+	}
+	var debs []localDeb
+	seen := map[string]string{}
+	for _, p := range paths {
+		d, err := readDebFile(p)
+		if err != nil {
+			return nil, err
+		}
+		key := PoolPath(component, d.Control)
+		if prev, ok := seen[key]; ok {
+			return nil, fmt.Errorf("%s: same package as %s", p, prev)
+		}
+		seen[key] = p
+		debs = append(debs, localDeb{path: p, deb: d, key: key})
+	}
+	if len(debs) == 0 {
+		return nil, errors.New("no .deb files given")
+	}
+	for _, d := range debs {
+		if err := r.putPool(ctx, d); err != nil {
+			return nil, err
+		}
+	}
+	r.step(StepPool)
+	var added []Package
+	err := r.update(ctx, dist, true, func(st *state) (bool, error) {
+		added = added[:0]
+		for _, d := range debs {
+			p := newPackage(component, d.key, d.deb)
+			if old, ok := st.pkgs[p.key()]; ok {
+				if old.SHA256 == p.SHA256 {
+					continue
+				}
+				return false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, dist, old.Filename)
+			}
+			st.pkgs[p.key()] = p
+			added = append(added, p)
+		}
+		return len(added) > 0, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
+func readDebFile(path string) (*Deb, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	d, err := ReadDeb(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+// putPool stores a .deb create-only; an identical existing file is fine.
+func (r *Repo) putPool(ctx context.Context, d localDeb) error {
+	f, err := os.Open(d.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = r.Store.Put(ctx, d.key, f, d.deb.Size, PutOptions{IfNoneMatch: true, ContentType: contentType(d.key)})
+	if !errors.Is(err, ErrPrecondition) {
+		if err != nil {
+			return fmt.Errorf("upload %s: %w", d.key, err)
+		}
+		return nil
+	}
+	sum, err := objectSHA256(ctx, r.Store, d.key)
+	if err != nil {
+		return err
+	}
+	if sum != d.deb.SHA256 {
+		return fmt.Errorf("%w: %s already exists with other contents (sha256 %s, %s has %s)", ErrConflict, d.key, sum, d.path, d.deb.SHA256)
+	}
+	return nil
+}
+
+func objectSHA256(ctx context.Context, s Store, key string) (string, error) {
+	rc, _, err := s.Get(ctx, key, "")
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", key, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, rc); err != nil {
+		return "", fmt.Errorf("read %s: %w", key, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
