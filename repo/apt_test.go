@@ -1,0 +1,92 @@
+package repo_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/repo/internal/repotest"
+)
+
+// serve serves the fixture's directory over HTTP, as a plain web server would.
+func (f *fixture) serve() string {
+	srv := httptest.NewServer(http.FileServer(http.Dir(f.root)))
+	f.t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+func TestAptAcceptsTheRepository(t *testing.T) {
+	testenv.NeedTools(t, "apt-get", "dpkg-deb")
+	ctx := context.Background()
+	f := newFixture(t)
+	f.publish("staging", f.deb("hello", "1.0-1"), f.deb("hello", "1.2-1"), f.deb("hello-doc", "1.2-1"))
+	url := f.serve()
+
+	apt := repotest.NewApt(t, url, "staging", f.key.Keyring)
+	if out, err := apt.Update(ctx); err != nil {
+		t.Fatalf("apt-get update: %v\n%s", err, out)
+	}
+	out, err := apt.Run(ctx, "download", "hello")
+	if err != nil {
+		t.Fatalf("apt-get download: %v\n%s", err, out)
+	}
+	deb := apt.Downloaded("hello_1.2-1_amd64.deb")
+	ver, err := command("dpkg-deb", "-f", deb, "Version")
+	if err != nil || strings.TrimSpace(ver) != "1.2-1" {
+		t.Fatalf("downloaded %s: version %q %v", deb, ver, err)
+	}
+	// Install into a scratch root: apt resolves, downloads, verifies; dpkg unpacks.
+	if os.Geteuid() == 0 {
+		root := t.TempDir()
+		os.MkdirAll(filepath.Join(root, "var/lib/dpkg/info"), 0o755)
+		os.MkdirAll(filepath.Join(root, "var/lib/dpkg/updates"), 0o755)
+		os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644)
+		out, err := apt.Run(ctx, "install", "-y", "--no-install-recommends",
+			"-o", "Dir::State::status="+filepath.Join(root, "var/lib/dpkg/status"),
+			"-o", "DPkg::Options::=--root="+root, "-o", "DPkg::Options::=--force-script-chrootless",
+			"-o", "DPkg::Options::=--log=/dev/null", "-o", "DPkg::Run-Directory=/",
+			"-o", "DPkg::Options::=--force-not-root", "-o", "DPkg::Chroot-Directory=/",
+			"hello=1.0-1")
+		if err != nil {
+			t.Fatalf("apt-get install: %v\n%s", err, out)
+		}
+		got, err := os.ReadFile(filepath.Join(root, "usr/share/hello/payload"))
+		if err != nil || string(got) != "hello 1.0-1\n" {
+			t.Fatalf("installed payload %q %v\n%s", got, err, out)
+		}
+	}
+
+	t.Run("wrong key", func(t *testing.T) {
+		other := repotest.NewKey(t, t.TempDir(), "")
+		apt := repotest.NewApt(t, url, "staging", other.Keyring)
+		out, err := apt.Update(ctx)
+		if err == nil || !strings.Contains(out, "NO_PUBKEY") && !strings.Contains(out, "not signed") {
+			t.Fatalf("apt-get update with the wrong key: err %v\n%s", err, out)
+		}
+	})
+	t.Run("tampered Packages", func(t *testing.T) {
+		m, _ := filepath.Glob(filepath.Join(f.root, "dists/staging/main/binary-amd64/by-hash/SHA256/*"))
+		m = append(m, filepath.Join(f.root, "dists/staging/main/binary-amd64/Packages"), filepath.Join(f.root, "dists/staging/main/binary-amd64/Packages.gz"))
+		for _, p := range m {
+			b, _ := os.ReadFile(p)
+			if strings.HasSuffix(p, ".gz") || len(b) > 0 && b[0] == 0x1f {
+				os.Remove(p) // leave only the uncompressed index, altered
+				continue
+			}
+			os.WriteFile(p, []byte(strings.Replace(string(b), "1.2-1", "9.9-9", 1)), 0o644)
+		}
+		apt := repotest.NewApt(t, url, "staging", f.key.Keyring)
+		out, err := apt.Update(ctx)
+		if err == nil || !strings.Contains(out, "Hash Sum mismatch") && !strings.Contains(out, "File has unexpected size") && !strings.Contains(out, "404") {
+			t.Fatalf("apt-get update of a tampered index: err %v\n%s", err, out)
+		}
+		if out, _ := apt.Run(ctx, "download", "hello=9.9-9"); !strings.Contains(out, "E:") {
+			t.Fatalf("apt found the tampered version:\n%s", out)
+		}
+	})
+}

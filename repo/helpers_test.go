@@ -1,0 +1,9 @@
+package repo_test
+
+import "os/exec"
+
+// command runs a program and returns its combined output.
+func command(name string, args ...string) (string, error) {
+	b, err := exec.Command(name, args...).CombinedOutput()
+	return string(b), err
+}
