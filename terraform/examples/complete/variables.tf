@@ -34,7 +34,7 @@ variable "keyring_file" {
 variable "lambda_zip" {
   description = "Path of the notifier zip built by `make lambda`."
   type        = string
-  default     = "../../../dist/lambda/notifier-arm64.zip"
+  default     = "../../../dist/lambda/notifier_linux_arm64.zip"
 }
 
 variable "slack_webhook_ssm_parameter_name" {

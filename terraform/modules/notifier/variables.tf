@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "lambda_zip" {
-  description = "Path of the notifier's deployment package, built by `make lambda` (dist/lambda/notifier-<arch>.zip, holding the `bootstrap` binary)."
+  description = "Path of the notifier's deployment package, built by `make lambda` (dist/lambda/notifier_linux_<arch>.zip, holding the `bootstrap` binary)."
   type        = string
 }
 
