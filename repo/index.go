@@ -155,7 +155,7 @@ type ReleaseFile struct {
 	Path   string // "main/binary-amd64/Packages.gz"
 	Size   int64
 	SHA256 string
-	SHA512 string
+	SHA512 string // empty unless Config.SHA512
 }
 
 // File returns the entry for path.
@@ -179,9 +179,11 @@ func (r *Release) Bytes() []byte {
 	for _, f := range r.Files {
 		fmt.Fprintf(&b, " %s %16d %s\n", f.SHA256, f.Size, f.Path)
 	}
-	b.WriteString("SHA512:\n")
-	for _, f := range r.Files {
-		fmt.Fprintf(&b, " %s %16d %s\n", f.SHA512, f.Size, f.Path)
+	if len(r.Files) > 0 && r.Files[0].SHA512 != "" {
+		b.WriteString("SHA512:\n")
+		for _, f := range r.Files {
+			fmt.Fprintf(&b, " %s %16d %s\n", f.SHA512, f.Size, f.Path)
+		}
 	}
 	return b.Bytes()
 }
@@ -240,26 +242,37 @@ type indexFile struct {
 	rf   ReleaseFile
 }
 
-func (f indexFile) byHashKey(dist string) string {
-	return byHashKey(dist, f.path, f.rf.SHA256)
+// byHashKeys are the by-hash names of the index: SHA256, and SHA512 when
+// the Release lists it (apt fetches by the strongest hash listed).
+func (f ReleaseFile) byHashKeys(dist string) []string {
+	keys := []string{byHashKey(dist, f.Path, f.SHA256)}
+	if f.SHA512 != "" {
+		dir := f.Path[:strings.LastIndexByte(f.Path, '/')]
+		keys = append(keys, "dists/"+dist+"/"+dir+"/by-hash/SHA512/"+f.SHA512)
+	}
+	return keys
 }
 
-// byHashKey is the by-hash name of the index at path (relative to the dist).
+// byHashKey is the SHA256 by-hash name of the index at path (relative to
+// the dist).
 func byHashKey(dist, path, sum string) string {
 	dir := path[:strings.LastIndexByte(path, '/')]
 	return "dists/" + dist + "/" + dir + "/by-hash/SHA256/" + sum
 }
 
-func newIndexFile(path string, data []byte) indexFile {
+func newIndexFile(path string, data []byte, withSHA512 bool) indexFile {
 	s2 := sha256.Sum256(data)
-	s5 := sha512.Sum512(data)
-	return indexFile{path: path, data: data, rf: ReleaseFile{Path: path, Size: int64(len(data)),
-		SHA256: hex.EncodeToString(s2[:]), SHA512: hex.EncodeToString(s5[:])}}
+	rf := ReleaseFile{Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(s2[:])}
+	if withSHA512 {
+		s5 := sha512.Sum512(data)
+		rf.SHA512 = hex.EncodeToString(s5[:])
+	}
+	return indexFile{path: path, data: data, rf: rf}
 }
 
 // renderPackages writes the Packages index of pkgs (already filtered and
 // sorted) and its compressed forms.
-func renderPackages(dir string, pkgs []Package, withXZ bool) ([]indexFile, error) {
+func renderPackages(dir string, pkgs []Package, withXZ, withSHA512 bool) ([]indexFile, error) {
 	n := 0
 	for _, p := range pkgs {
 		n += len(p.Raw) + 1
@@ -277,7 +290,7 @@ func renderPackages(dir string, pkgs []Package, withXZ bool) ([]indexFile, error
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	files := []indexFile{newIndexFile(dir+"/Packages", plain), newIndexFile(dir+"/Packages.gz", gz.Bytes())}
+	files := []indexFile{newIndexFile(dir+"/Packages", plain, withSHA512), newIndexFile(dir+"/Packages.gz", gz.Bytes(), withSHA512)}
 	if withXZ {
 		var xb bytes.Buffer
 		xw, err := xz.NewWriter(&xb)
@@ -290,7 +303,7 @@ func renderPackages(dir string, pkgs []Package, withXZ bool) ([]indexFile, error
 		if err := xw.Close(); err != nil {
 			return nil, err
 		}
-		files = append(files, newIndexFile(dir+"/Packages.xz", xb.Bytes()))
+		files = append(files, newIndexFile(dir+"/Packages.xz", xb.Bytes(), withSHA512))
 	}
 	return files, nil
 }

@@ -207,7 +207,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			}
 			if len(drop) > 0 && prev != nil {
 				for _, f := range prev.Files {
-					justDropped[byHashKey(dist, f.Path, f.SHA256)] = true
+					for _, k := range f.byHashKeys(dist) {
+						justDropped[k] = true
+					}
 				}
 			}
 		}
@@ -228,7 +230,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			referenced[p.Filename] = true
 		}
 		for _, f := range st.release.Files {
-			referenced[byHashKey(dist, f.Path, f.SHA256)] = true
+			for _, k := range f.byHashKeys(dist) {
+				referenced[k] = true
+			}
 		}
 	}
 	cutoff := r.now().Add(-opts.Grace)

@@ -52,6 +52,11 @@ type Config struct {
 	// XZ also writes Packages.xz (xz of a 10,000-entry index costs seconds).
 	// Default false.
 	XZ bool
+	// SHA512 also lists SHA512 checksums in Release. apt then fetches
+	// indexes by their SHA512 name, so each index is stored under both
+	// by-hash names. Default false: SHA256 only, which apt requires and
+	// which halves the index uploads.
+	SHA512 bool
 	// Attempts is how many times a change re-reads and retries after losing
 	// the commit to a concurrent writer. Default 50.
 	Attempts int
@@ -245,7 +250,7 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 					sel = append(sel, p)
 				}
 			}
-			fs, err := renderPackages(comp+"/binary-"+arch, sel, cfg.XZ)
+			fs, err := renderPackages(comp+"/binary-"+arch, sel, cfg.XZ, cfg.SHA512)
 			if err != nil {
 				return fmt.Errorf("render %s/binary-%s: %w", comp, arch, err)
 			}
@@ -259,9 +264,10 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 				continue // unchanged: its by-hash object is already there
 			}
 		}
-		key := f.byHashKey(st.dist)
-		if _, err := r.Store.Put(ctx, key, bytes.NewReader(f.data), int64(len(f.data)), PutOptions{ContentType: contentType(f.path)}); err != nil {
-			return fmt.Errorf("upload %s: %w", key, err)
+		for _, key := range f.rf.byHashKeys(st.dist) {
+			if _, err := r.Store.Put(ctx, key, bytes.NewReader(f.data), int64(len(f.data)), PutOptions{ContentType: contentType(f.path)}); err != nil {
+				return fmt.Errorf("upload %s: %w", key, err)
+			}
 		}
 	}
 	r.step(StepIndexes)
