@@ -49,7 +49,7 @@ $(TOOLS)/tflint:
 	GOBIN=$(TOOLS) $(GO) install github.com/terraform-linters/tflint@$(TFLINT_VERSION)
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./...
@@ -85,3 +85,15 @@ $(APTFLEET_TESTROOT)/.complete:
 bench-publish: ## publish one .deb into 1,000/10,000-version dists: aptfleet vs aptly on gofakes3
 	@command -v aptly >/dev/null || { echo "bench-publish: aptly is not installed (run make deps)"; exit 1; }
 	$(GO) run ./repo/internal/bench $(BENCH_PUBLISH_FLAGS)
+
+# --- user-data and Terraform -----------------------------------------------------
+
+# terraform cannot be built with `go install` (replace directives in its go.mod):
+# `terraform fmt` runs when a terraform binary is on PATH; tflint always runs.
+.PHONY: tf-lint
+tf-lint: $(TOOLS)/tflint ## terraform fmt -check (when terraform is installed) and tflint on terraform/
+	@if command -v terraform >/dev/null; then \
+	  echo "terraform fmt -check -recursive terraform"; \
+	  TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1 terraform fmt -check -recursive -diff terraform; \
+	else echo "tf-lint: terraform is not installed; skipping terraform fmt (tflint still runs)"; fi
+	cd terraform && $(TOOLS)/tflint --recursive
