@@ -175,7 +175,9 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 	cmd.Stderr = console
 	// nspawn stops the container on SIGTERM; keep it out of our process group
 	// so a Ctrl-C on the test binary goes through Close.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// If the test binary dies without Close (a timeout panic), nspawn gets
+	// SIGTERM and powers the container off rather than leaving it running.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("boot %s: start systemd-nspawn: %w", opts.Name, err)
 	}
