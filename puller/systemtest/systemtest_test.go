@@ -1,0 +1,327 @@
+package systemtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aptfleet/aptfleet/internal/instance"
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/pkgbuild"
+	"github.com/aptfleet/aptfleet/puller/apt"
+	"github.com/aptfleet/aptfleet/puller/health"
+	"github.com/aptfleet/aptfleet/puller/systemd"
+	"github.com/aptfleet/aptfleet/repo"
+	"github.com/aptfleet/aptfleet/repo/dir"
+)
+
+// baseRoot returns the cached Debian root instances boot from, or skips.
+func baseRoot(t *testing.T) string {
+	t.Helper()
+	testenv.NeedRoot(t)
+	testenv.NeedTools(t, "systemd-nspawn", "nsenter")
+	root := os.Getenv("APTFLEET_TESTROOT")
+	if root == "" {
+		root = "/var/cache/aptfleet/testroot/bookworm"
+	}
+	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
+		testenv.Skip(t, "no Debian test root at "+root+" (run `make testroot`)")
+	}
+	return root
+}
+
+// goTool returns the go command that runs this test.
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// fixture builds the hello server and packages, and publishes to a signed
+// local-directory repository.
+type fixture struct {
+	t      *testing.T
+	work   string     // build tree: hello-server and the specs
+	repo   *repo.Repo // the repository in repoDir
+	dir    string     // repository root, served over HTTP
+	pubKey []byte     // binary keyring for apt's Signed-By
+	listen string     // the app's listen address (the instance shares the network)
+	debs   map[string]string
+}
+
+func newFixture(t *testing.T) *fixture {
+	f := &fixture{t: t, work: t.TempDir(), dir: t.TempDir(), debs: map[string]string{}}
+	cmd := exec.Command(goTool(), "build", "-trimpath", "-o", filepath.Join(f.work, "hello-server"), "./testdata/hello")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build hello: %v: %s", err, out)
+	}
+	var key bytes.Buffer
+	if err := repo.GenerateKey(&key, "aptfleet system test", "test@aptfleet.invalid", nil); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := repo.ParseSigner(key.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub bytes.Buffer
+	if err := signer.WritePublicKey(&pub, false); err != nil {
+		t.Fatal(err)
+	}
+	f.pubKey = pub.Bytes()
+	store, err := dir.Open(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.repo = &repo.Repo{Store: store, Signer: signer}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.listen = l.Addr().String()
+	l.Close()
+	return f
+}
+
+// build packages hello at version; extra is added to the web process's
+// command line.
+func (f *fixture) build(version, extra string) {
+	t := f.t
+	spec := fmt.Sprintf(`name: hello
+version: %[1]s
+maintainer: aptfleet tests <tests@aptfleet.invalid>
+description: web app of the puller system test
+files:
+  - src: hello-server
+    dst: /usr/lib/hello/hello-server
+    mode: "0755"
+processes:
+  web: /usr/lib/hello/hello-server -listen %[2]s -version %[1]s %[3]s
+environment:
+  GREETING: packaged-%[1]s
+`, version, f.listen, extra)
+	path := filepath.Join(f.work, "package-"+version+".yaml")
+	if err := os.WriteFile(path, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pkgbuild.Parse(strings.NewReader(spec), path)
+	if err != nil {
+		t.Fatalf("spec %s: %v", version, err)
+	}
+	deb := filepath.Join(f.work, "hello_"+version+"_amd64.deb")
+	out, err := os.Create(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pkgbuild.Build(s, out); err != nil {
+		t.Fatalf("build %s: %v", version, err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.debs[version] = deb
+}
+
+func (f *fixture) publish(ctx context.Context, versions ...string) {
+	var paths []string
+	for _, v := range versions {
+		paths = append(paths, f.debs[v])
+	}
+	if _, err := f.repo.Publish(ctx, "staging", "main", paths); err != nil {
+		f.t.Fatalf("publish %v: %v", versions, err)
+	}
+}
+
+// aptRunner and systemdRunner adapt the instance to the runners of puller/apt and
+// puller/systemd: the real programs run inside it through nsenter.
+func aptRunner(inst *instance.Instance) apt.Runner {
+	return func(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
+		return inst.Command(ctx, "env", append(append(env, name), args...)...).CombinedOutput()
+	}
+}
+
+func systemdRunner(inst *instance.Instance) systemd.Runner {
+	return func(ctx context.Context, name string, args ...string) ([]byte, error) {
+		return inst.Command(ctx, name, args...).CombinedOutput()
+	}
+}
+
+// served answers the app's /health body, or the error.
+func served(ctx context.Context, listen string) (string, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+listen+"/health", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return strings.TrimSpace(string(b)), err
+}
+
+// TestInstallRestartHealth: a real apt-get install from a published repo,
+// a real systemctl restart and the HTTP health check, on a booted instance;
+// then an upgrade that needs a refresh of the app's source list, a kept
+// conffile, recovery of an interrupted dpkg with a downgrade, a release that
+// cannot start, and the rollback.
+func TestInstallRestartHealth(t *testing.T) {
+	base := baseRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+
+	start := time.Now()
+	f := newFixture(t)
+	f.build("1.0-1", "")
+	f.build("2.0-1", "")
+	f.build("3.0-1", "-exit")
+	f.publish(ctx, "1.0-1")
+	t.Logf("packages built and published after %s", time.Since(start).Round(time.Millisecond))
+	srv := httptest.NewServer(http.FileServer(http.Dir(f.dir)))
+	defer srv.Close()
+
+	sources := fmt.Sprintf("Types: deb\nURIs: %s/\nSuites: staging\nComponents: main\nSigned-By: /etc/apt/keyrings/aptfleet.gpg\n", srv.URL)
+	inst, err := instance.Boot(ctx, base, instance.Options{
+		Dir: t.TempDir(),
+		Setup: func(root string) error {
+			if err := os.MkdirAll(filepath.Join(root, "etc/apt/keyrings"), 0o755); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(root, "etc/apt/keyrings/aptfleet.gpg"), f.pubKey, 0o644); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(root, "etc/apt/sources.list.d/aptfleet.sources"), []byte(sources), 0o644)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if err := inst.WaitSystemRunning(ctx); err != nil && !errors.Is(err, instance.ErrDegraded) {
+		t.Fatal(err)
+	}
+
+	installer := apt.New(apt.Config{SourcesList: "/etc/apt/sources.list.d/aptfleet.sources", LockTimeout: time.Minute, Run: aptRunner(inst)})
+	restarter := systemd.New(systemd.Config{Run: systemdRunner(inst), Settle: 2 * time.Second})
+	checker, err := health.New(health.Config{URL: "http://" + f.listen + "/health", Consecutive: 3,
+		Interval: 200 * time.Millisecond, Timeout: time.Second, Deadline: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	installed := func(want string) {
+		t.Helper()
+		got, err := installer.Installed(ctx, "hello")
+		if err != nil || got != want {
+			t.Fatalf("Installed = %q, %v; want %q", got, err, want)
+		}
+	}
+	// deploy is the agent's install, restart, health sequence.
+	deploy := func(version string) error {
+		if err := installer.Install(ctx, "hello", version); err != nil {
+			return err
+		}
+		installed(version)
+		if err := restarter.Restart(ctx, "hello"); err != nil {
+			return err
+		}
+		return checker.Check(ctx)
+	}
+	serves := func(want string) {
+		t.Helper()
+		got, err := served(ctx, f.listen)
+		if err != nil || got != want {
+			t.Fatalf("/health = %q, %v; want %q", got, err, want)
+		}
+	}
+
+	debianLists := func() string {
+		out, err := inst.Shell(ctx, "stat -c '%n %s %Y' /var/lib/apt/lists/*_Packages /var/lib/apt/lists/*Release 2>/dev/null | grep -v 127.0.0.1 || true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(strings.Fields(out), " ")
+	}
+	listsBefore := debianLists()
+	if !strings.Contains(listsBefore, "deb.debian.org") {
+		t.Fatalf("the base root has no Debian lists to compare: %q", listsBefore)
+	}
+	t.Logf("instance booted after %s", time.Since(start).Round(time.Millisecond))
+
+	installed("")
+	t.Run("first install", func(t *testing.T) {
+		if err := deploy("1.0-1"); err != nil {
+			t.Fatal(err)
+		}
+		serves("hello 1.0-1 greeting=packaged-1.0-1")
+	})
+
+	// A local change to the conffile must survive upgrades and downgrades.
+	if err := inst.WriteFile(ctx, "/etc/default/hello", []byte("GREETING=local\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("upgrade after a publish", func(t *testing.T) {
+		f.publish(ctx, "2.0-1") // apt does not know 2.0-1 yet: the installer refreshes the app's source
+		if err := deploy("2.0-1"); err != nil {
+			t.Fatal(err)
+		}
+		serves("hello 2.0-1 greeting=local")
+		if units, err := restarter.Units(ctx, "hello"); err != nil || strings.Join(units, " ") != "hello.target hello-web.service" {
+			t.Fatalf("units = %q, %v", units, err)
+		}
+		// The refresh touched only the app's list: the base root's Debian
+		// lists are neither fetched again nor cleaned up.
+		if got := debianLists(); got != listsBefore {
+			t.Errorf("Debian's lists changed:\nbefore %s\nafter  %s", listsBefore, got)
+		}
+	})
+
+	t.Run("interrupted dpkg, then a downgrade", func(t *testing.T) {
+		// Leave dpkg half done: 1.0-1 unpacked over 2.0-1 but not configured.
+		if err := inst.CopyIn(ctx, f.debs["1.0-1"], "/tmp/hello_1.0-1_amd64.deb"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := inst.Run(ctx, "dpkg", "--unpack", "/tmp/hello_1.0-1_amd64.deb"); err != nil {
+			t.Fatal(err)
+		}
+		installed("") // unpacked is not installed
+		if err := deploy("1.0-1"); err != nil {
+			t.Fatal(err)
+		}
+		serves("hello 1.0-1 greeting=local")
+		if out, err := inst.Run(ctx, "dpkg", "--audit"); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("dpkg --audit after recovery: %q, %v", out, err)
+		}
+	})
+
+	t.Run("a release that cannot start, then the rollback", func(t *testing.T) {
+		f.publish(ctx, "3.0-1")
+		err := deploy("3.0-1")
+		if err == nil || !strings.Contains(err.Error(), "after restart: hello-web.service is") {
+			t.Fatalf("deploy of a crashing release = %v, want the restart check to fail", err)
+		}
+		if err := deploy("2.0-1"); err != nil {
+			t.Fatalf("rollback to 2.0-1: %v", err)
+		}
+		serves("hello 2.0-1 greeting=local")
+	})
+
+	t.Run("a version that is not published", func(t *testing.T) {
+		err := installer.Install(ctx, "hello", "9.9-1")
+		if !errors.Is(err, apt.ErrNotAvailable) {
+			t.Fatalf("Install(9.9-1) = %v, want ErrNotAvailable", err)
+		}
+		installed("2.0-1")
+	})
+}
