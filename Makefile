@@ -10,7 +10,7 @@ export PATH  := $(TOOLS):$(PATH)
 # Debian packages the tests use. `make deps` installs the missing ones.
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
-                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
@@ -83,7 +83,7 @@ $(APTFLEET_TESTROOT)/.complete:
 
 .PHONY: bench-publish
 bench-publish: ## publish one .deb into 1,000/10,000-version dists: aptfleet vs aptly on gofakes3
-	@command -v aptly >/dev/null || { echo "bench-publish: aptly is not installed (run make deps)"; exit 1; }
+	@for t in aptly /usr/bin/time; do command -v $$t >/dev/null || { echo "bench-publish: $$t is not installed (run make deps)"; exit 1; }; done
 	$(GO) run ./repo/internal/bench $(BENCH_PUBLISH_FLAGS)
 
 # --- user-data and Terraform -----------------------------------------------------
