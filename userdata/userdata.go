@@ -102,6 +102,9 @@ type Config struct {
 	SerfJoinASG string
 	// SerfJoin lists fixed Serf peers, "HOST:PORT" (serf_join). Default none.
 	SerfJoin []string
+	// SerfBind is the gossip address, "HOST:PORT" (serf_bind). Default ""
+	// (the puller's default, 0.0.0.0:7946, which the fleet's security group opens).
+	SerfBind string
 	// AppPort is the port the app listens on (app_port). Default 8080.
 	AppPort int
 	// HealthURL is the app's health check (health_url). Default
@@ -199,6 +202,7 @@ func (c *Config) normalize() ([]byte, error) {
 		{"redis_auth_ssm_parameter", c.RedisAuthParameter, ssmNameRE, "an SSM parameter name", false},
 		{"serf_key_ssm_parameter", c.SerfKeyParameter, ssmNameRE, "an SSM parameter name", false},
 		{"serf_join_asg", c.SerfJoinASG, asgRE, "an Auto Scaling group name", false},
+		{"serf_bind", c.SerfBind, hostPortRE, "HOST:PORT", false},
 		{"health_url", c.HealthURL, urlRE, "an http(s) URL", true},
 		{"target_group_arn", c.TargetGroupARN, tgARNRE, "a target group ARN", false},
 		{"sns_topic_arn", c.SNSTopicARN, snsARNRE, "an SNS topic ARN", false},
@@ -327,6 +331,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"serf_key_ssm_parameter":   cty.StringVal(c.SerfKeyParameter),
 		"serf_join_asg":            cty.StringVal(c.SerfJoinASG),
 		"serf_join":                join,
+		"serf_bind":                cty.StringVal(c.SerfBind),
 		"app_port":                 cty.NumberIntVal(int64(c.AppPort)),
 		"health_url":               cty.StringVal(c.HealthURL),
 		"target_group_arn":         cty.StringVal(c.TargetGroupARN),

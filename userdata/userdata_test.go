@@ -58,6 +58,7 @@ func full(t *testing.T) userdata.Config {
 	c.SerfKeyParameter = "/aptfleet/hello/production/serf-key"
 	c.SerfJoinASG = "hello-production"
 	c.SerfJoin = []string{"10.0.1.10:7946", "10.0.2.10:7946"}
+	c.SerfBind = "0.0.0.0:7946"
 	c.AppPort = 9000
 	c.TargetGroupARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef"
 	c.SNSTopicARN = "arn:aws:sns:eu-west-1:123456789012:aptfleet-events"

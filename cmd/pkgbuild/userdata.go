@@ -79,6 +79,7 @@ servers outside AWS only.`,
 	f.StringVar(&c.SerfKeyParameter, "serf-key-parameter", "", "SSM SecureString holding the Serf encryption key")
 	f.StringVar(&c.SerfJoinASG, "serf-join-asg", "", "Auto Scaling group whose running instances are the Serf peers")
 	f.StringSliceVar(&c.SerfJoin, "serf-join", nil, "fixed Serf peer HOST:PORT (repeatable)")
+	f.StringVar(&c.SerfBind, "serf-bind", "", "Serf gossip address HOST:PORT (default the puller's 0.0.0.0:7946)")
 	f.IntVar(&c.AppPort, "port", c.AppPort, "port the app listens on")
 	f.StringVar(&c.HealthURL, "health-url", "", "the app's health check URL (default http://127.0.0.1:PORT/healthz)")
 	f.StringVar(&c.TargetGroupARN, "target-group-arn", "", "ALB target group to drain the host from around restarts")

@@ -21,6 +21,7 @@ REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
 REDIS_AUTH_PARAMETER='/aptfleet/hello/production/redis-auth'
 SERF_KEY_PARAMETER='/aptfleet/hello/production/serf-key'
 SERF_JOIN_ASG='hello-production'
+SERF_BIND='0.0.0.0:7946'
 HEALTH_URL='http://127.0.0.1:9000/healthz'
 SNS_TOPIC_ARN='arn:aws:sns:eu-west-1:123456789012:aptfleet-events'
 TARGET_GROUP_ARN='arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef'
@@ -189,6 +190,7 @@ redis:
 EOF
 	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
 	echo "serf:"
+	if [ -n "$SERF_BIND" ]; then echo "  bind: \"$SERF_BIND\""; fi
 	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
 	echo "  join:"
 	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi

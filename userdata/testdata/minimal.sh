@@ -21,6 +21,7 @@ REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
 REDIS_AUTH_PARAMETER=''
 SERF_KEY_PARAMETER=''
 SERF_JOIN_ASG=''
+SERF_BIND=''
 HEALTH_URL='http://127.0.0.1:8080/healthz'
 SNS_TOPIC_ARN=''
 TARGET_GROUP_ARN=''
@@ -187,6 +188,7 @@ redis:
 EOF
 	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
 	echo "serf:"
+	if [ -n "$SERF_BIND" ]; then echo "  bind: \"$SERF_BIND\""; fi
 	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
 	echo "  join:"
 	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi

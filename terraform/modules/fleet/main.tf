@@ -50,6 +50,7 @@ locals {
     serf_key_ssm_parameter   = var.serf_key_ssm_parameter_name
     serf_join_asg            = var.name
     serf_join                = []
+    serf_bind                = ""
     app_port                 = var.app_port
     health_url               = "http://127.0.0.1:${var.app_port}${var.health_check_path}"
     target_group_arn         = aws_lb_target_group.app.arn
