@@ -58,6 +58,13 @@ a local directory that the fleet's instances install from.`,
 	root.AddCommand(
 		newBuildCmd(),
 		newUserdataCmd(),
+		newPublishCmd(),
+		newPromoteCmd(),
+		newYankCmd(),
+		newPruneCmd(),
+		newVerifyCmd(),
+		newListCmd(),
+		newKeyCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// newVerifyCmd returns `pkgbuild verify`.
+func newVerifyCmd() *cobra.Command {
+	var f repoFlags
+	cmd := &cobra.Command{
+		Use:   "verify --repo URL",
+		Short: "Check signatures, index hashes and every pool file",
+		Long: `verify checks every dist of the repository as apt would read it: the
+InRelease signature, every index against the checksums InRelease lists (by
+hash), and that every package's pool file exists with the size and SHA256 its
+index gives. Stale derived files (Release, Release.gpg, plain-path indexes,
+which the next change rewrites) are reported as warnings. Problems exit 1.`,
+		Example: `  pkgbuild verify --repo s3://my-bucket/apt --keyring repo.gpg`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := f.open(cmd.Context(), false, cmd.ErrOrStderr())
+			if err != nil {
+				return oneLine(err)
+			}
+			rep, err := r.Verify(cmd.Context())
+			if rep != nil {
+				for _, w := range rep.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+				}
+				for _, p := range rep.Problems {
+					fmt.Fprintf(cmd.ErrOrStderr(), "problem: %s\n", p)
+				}
+				if err == nil {
+					fmt.Fprintf(cmd.OutOrStdout(), "ok: %d dists, %d index entries, %d pool files verified\n", len(rep.Dists), rep.Packages, rep.Files)
+				}
+			}
+			if err != nil {
+				return oneLine(fmt.Errorf("verify: %w", err))
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	return cmd
+}
