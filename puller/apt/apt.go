@@ -25,14 +25,20 @@ import (
 // an error; the output is returned with it.
 type Runner func(ctx context.Context, env []string, name string, args ...string) ([]byte, error)
 
-// Exec is the Runner that starts programs on this host.
+// Exec is the Runner that starts programs on this host. A cancelled ctx
+// keeps a program from starting, but one already running is left to finish:
+// killing apt-get or dpkg half way leaves dpkg interrupted and the app
+// half-installed, while apt's own DPkg::Lock::Timeout bounds the only
+// open-ended wait.
 func Exec(ctx context.Context, env []string, name string, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, name, args...)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s not started: %w", name, err)
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	cmd.WaitDelay = 10 * time.Second
 	err := cmd.Run()
 	return out.Bytes(), err
 }

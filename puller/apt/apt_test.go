@@ -3,6 +3,7 @@ package apt
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -301,4 +302,36 @@ func TestInstalledStates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestExec(t *testing.T) {
+	t.Run("environment is added", func(t *testing.T) {
+		out, err := Exec(context.Background(), []string{"APTFLEET_TEST=1"}, "sh", "-c", "echo $APTFLEET_TEST; exit 3")
+		var ee *exec.ExitError
+		if string(out) != "1\n" || !errors.As(err, &ee) || ee.ExitCode() != 3 {
+			t.Fatalf("Exec = %q, %v", out, err)
+		}
+	})
+	t.Run("a cancelled context starts nothing", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		marker := t.TempDir() + "/ran"
+		if _, err := Exec(ctx, nil, "touch", marker); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Exec = %v, want context.Canceled", err)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatal("the command ran")
+		}
+	})
+	t.Run("a running command is not killed by cancellation", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		marker := t.TempDir() + "/done"
+		go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+		if _, err := Exec(ctx, nil, "sh", "-c", "sleep 0.3; touch "+marker); err != nil {
+			t.Fatalf("Exec: %v", err)
+		}
+		if _, err := os.Stat(marker); err != nil {
+			t.Fatal("the command was stopped before finishing")
+		}
+	})
 }
