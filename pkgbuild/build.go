@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -60,19 +62,20 @@ func (s *Spec) Info(dir string) (*nfpm.Info, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", s.file, err)
 			}
-			c := &files.Content{Source: src, Destination: f.Dst, Type: files.TypeFile}
-			switch {
-			case fi.IsDir() && list.config:
-				c.Type = files.TypeConfigTree
-			case fi.IsDir():
-				c.Type = files.TypeTree
-			case list.config:
-				c.Type = files.TypeConfig
+			typ := files.TypeFile
+			if list.config {
+				typ = files.TypeConfig
 			}
-			if f.Mode != 0 {
-				c.FileInfo = &files.ContentFileInfo{Mode: os.FileMode(f.Mode)}
+			if !fi.IsDir() {
+				add(&files.Content{Source: src, Destination: f.Dst, Type: typ,
+					FileInfo: &files.ContentFileInfo{Mode: os.FileMode(f.Mode), MTime: s.ModTime}})
+				continue
 			}
-			add(c)
+			tree, err := s.expandTree(src, f.Dst, typ, os.FileMode(f.Mode))
+			if err != nil {
+				return nil, err
+			}
+			contents = append(contents, tree...)
 		}
 	}
 
@@ -88,7 +91,7 @@ func (s *Spec) Info(dir string) (*nfpm.Info, error) {
 		generated = append(generated, genFile{docDir + "/copyright", s.copyrightFile(), files.TypeFile})
 	} else {
 		add(&files.Content{Source: s.path(s.Copyright), Destination: docDir + "/copyright",
-			FileInfo: &files.ContentFileInfo{Mode: 0o644}})
+			FileInfo: &files.ContentFileInfo{Mode: 0o644, MTime: s.ModTime}})
 	}
 	if len(s.LintianOverrides) > 0 {
 		var b strings.Builder
@@ -109,7 +112,7 @@ func (s *Spec) Info(dir string) (*nfpm.Info, error) {
 			return nil, fmt.Errorf("build %s: %w", s.Name, err)
 		}
 		add(&files.Content{Source: p, Destination: g.dst, Type: g.typ,
-			FileInfo: &files.ContentFileInfo{Mode: 0o644}})
+			FileInfo: &files.ContentFileInfo{Mode: 0o644, MTime: s.ModTime}})
 	}
 
 	scripts, err := s.MaintainerScripts()
@@ -167,6 +170,49 @@ func (s *Spec) Info(dir string) (*nfpm.Info, error) {
 		},
 	}
 	return info, nil
+}
+
+// expandTree lists the tree at src as package contents under dst, in walk
+// (lexical) order, stamped with s.ModTime so the build tree's file times do
+// not leak into the package. mode, when not zero, applies to regular files.
+func (s *Spec) expandTree(src, dst, typ string, mode os.FileMode) (files.Contents, error) {
+	var out files.Contents
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := path.Join(dst, filepath.ToSlash(rel))
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fi := &files.ContentFileInfo{MTime: s.ModTime}
+		c := &files.Content{Source: p, Destination: target, Type: typ, FileInfo: fi}
+		switch {
+		case d.IsDir():
+			c.Type, c.Source, fi.Mode = files.TypeDir, "", info.Mode().Perm()&^0o022
+		case info.Mode()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			c.Type, c.Source = files.TypeSymlink, link
+		case info.Mode().IsRegular():
+			fi.Mode = mode
+		default:
+			return fmt.Errorf("%s: not a regular file, directory or symlink", p)
+		}
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.file, err)
+	}
+	return out, nil
 }
 
 // generatedPaths returns the package paths pkgbuild writes itself.
