@@ -97,3 +97,13 @@ tf-lint: $(TOOLS)/tflint ## terraform fmt -check (when terraform is installed) a
 	  TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1 terraform fmt -check -recursive -diff terraform; \
 	else echo "tf-lint: terraform is not installed; skipping terraform fmt (tflint still runs)"; fi
 	cd terraform && $(TOOLS)/tflint --recursive
+
+# --- puller: its own Debian package ----------------------------------------------
+
+.PHONY: packages
+packages: ## build bin/puller and package it with pkgbuild: dist/puller_<version>_amd64.deb (lintian-checked)
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/puller ./cmd/puller
+	@deb=$$($(GO) run ./cmd/pkgbuild build --spec packaging/puller/package.yaml --out dist) && echo "$$deb" && \
+	if command -v lintian >/dev/null; then lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs,no-manual-page "$$deb"; \
+	else echo "packages: lintian is not installed; not checked (run make deps)"; fi
