@@ -1,0 +1,644 @@
+package puller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller/redislock"
+	"github.com/aptfleet/aptfleet/puller/redisstate"
+)
+
+// Installer runs apt-get/dpkg on the host.
+type Installer interface {
+	// Installed returns pkg's installed version, "" when it is not installed.
+	Installed(ctx context.Context, pkg string) (version string, err error)
+	// Install installs exactly pkg=version (downgrades allowed, conffiles kept).
+	Install(ctx context.Context, pkg, version string) error
+}
+
+// Restarter restarts an app's systemd units.
+type Restarter interface {
+	Restart(ctx context.Context, app string) error
+}
+
+// Drainer takes this host out of, and back into, the load balancer.
+type Drainer interface {
+	// Drain returns when the host is drained or the drain time passed.
+	Drain(ctx context.Context) error
+	// Restore puts the host back in service.
+	Restore(ctx context.Context) error
+}
+
+// Checker is the app's health check: nil when healthy.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Publisher sends deploy events (to SNS); the agent always logs them too.
+type Publisher interface {
+	Publish(ctx context.Context, e event.Deploy) error
+}
+
+// Index reads one distribution of an app's apt repository.
+type Index interface {
+	// Check makes one conditional request for dist's InRelease: changed is
+	// false, and nothing else is fetched, when its ETag is still etag.
+	Check(ctx context.Context, dist, etag string) (changed bool, newETag string, err error)
+	// Versions lists pkg's versions in dist's signature-verified index.
+	Versions(ctx context.Context, dist, pkg string) ([]string, error)
+}
+
+// Membership counts the live hosts of an app/env (the Serf members tagged with them).
+type Membership interface {
+	Alive(app, env string) int
+}
+
+// VersionTagger is told the version a host now runs (Serf tags); optional.
+type VersionTagger interface {
+	SetVersion(app, version string) error
+}
+
+// Locker hands out the rolling deploy slots (redislock.Semaphore).
+type Locker interface {
+	Acquire(ctx context.Context, req func() redislock.Request) (*redislock.Lease, error)
+}
+
+// State is where the fleet's deploy state lives (redisstate.Store).
+type State interface {
+	Broken(ctx context.Context, app, env string) (map[string]redisstate.Broken, error)
+	IsBroken(ctx context.Context, app, env, version string) (*redisstate.Broken, error)
+	MarkBroken(ctx context.Context, app, env, version string, b redisstate.Broken) (bool, error)
+	SetHost(ctx context.Context, app, env, host, version, state string) error
+	StartRollout(ctx context.Context, app, env, version string, alive int) error
+	FinishHost(ctx context.Context, app, env, version string, ok bool) (redisstate.Rollout, error)
+	RolloutKey(app, env, version string) string
+}
+
+var (
+	_ Locker = (*redislock.Semaphore)(nil)
+	_ State  = (*redisstate.Store)(nil)
+)
+
+// AppDeps are the host steps of one app, in the order of Config.Apps.
+type AppDeps struct {
+	Index     Index
+	Installer Installer
+	Restarter Restarter
+	Drainer   Drainer // nil: no load balancer
+	Checker   Checker // nil: no health check
+}
+
+// Deps are what the agent talks to. Publisher, Tagger and Logger are optional.
+type Deps struct {
+	Apps      []AppDeps
+	Lock      Locker
+	State     State
+	Members   Membership
+	Tagger    VersionTagger
+	Publisher Publisher
+	// Compare orders Debian versions (<0, 0, >0), as dpkg --compare-versions.
+	Compare func(a, b string) int
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: a fresh NewMetrics()
+	Now     func() time.Time
+}
+
+// Errors of a cycle that callers may branch on.
+var (
+	// ErrDeployFailed: the new version failed on this host; it was marked broken and rolled back.
+	ErrDeployFailed = errors.New("puller: deploy failed")
+	// errTargetBroken: the target was marked broken by another host while waiting.
+	errTargetBroken = errors.New("puller: target version marked broken")
+)
+
+// Agent keeps a host's apps at their newest good version.
+type Agent struct {
+	cfg     Config
+	host    string
+	deps    Deps
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *Metrics
+	apps    []*appRun
+
+	kick    chan struct{}
+	mu      sync.Mutex
+	pending map[int]bool
+}
+
+// appRun is the agent's memory of one app between cycles.
+type appRun struct {
+	App
+	AppDeps
+	etag        string // InRelease ETag of the last fully handled index
+	current     string // installed version, once known
+	known       bool   // current was read
+	needRestore bool   // drained but not yet restored
+	lastErr     string // last cycle error, to log a repeating one once
+}
+
+// New returns an agent for cfg (validated, apps defaulted) running as host.
+func New(cfg Config, host string, deps Deps) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if host == "" {
+		return nil, fmt.Errorf("%w: empty host id", ErrConfig)
+	}
+	if len(deps.Apps) != len(cfg.Apps) {
+		return nil, fmt.Errorf("puller: %d app dependencies for %d apps", len(deps.Apps), len(cfg.Apps))
+	}
+	if deps.Lock == nil || deps.State == nil || deps.Members == nil || deps.Compare == nil {
+		return nil, errors.New("puller: Lock, State, Members and Compare are required")
+	}
+	a := &Agent{
+		cfg: cfg, host: host, deps: deps, log: deps.Logger, now: deps.Now, metrics: deps.Metrics,
+		kick: make(chan struct{}, 1), pending: map[int]bool{},
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.metrics == nil {
+		a.metrics = NewMetrics()
+	}
+	for i, app := range cfg.Apps {
+		d := deps.Apps[i]
+		if d.Index == nil || d.Installer == nil || d.Restarter == nil {
+			return nil, fmt.Errorf("puller: app %s: Index, Installer and Restarter are required", app.Name)
+		}
+		a.apps = append(a.apps, &appRun{App: app, AppDeps: d})
+	}
+	return a, nil
+}
+
+// Metrics returns the agent's Prometheus metrics.
+func (a *Agent) Metrics() *Metrics { return a.metrics }
+
+// Host is the agent's host id.
+func (a *Agent) Host() string { return a.host }
+
+// capFor is max(1, floor(fraction x alive)); the epsilon keeps 1/3 x 300 at 100.
+func capFor(fraction float64, alive int) int {
+	c := int(math.Floor(fraction*float64(alive) + 1e-9))
+	return max(1, c)
+}
+
+// jitterOffset is this host's fixed offset in [0, jitter).
+func jitterOffset(host string, jitter time.Duration) time.Duration {
+	if jitter <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(host))
+	return time.Duration(h.Sum64() % uint64(jitter))
+}
+
+// Notify asks for a cycle of app/env (a Serf "deploy" event); events for apps
+// this host does not run are ignored. It never blocks: requests arriving
+// while a cycle is pending or running are folded into one more cycle.
+func (a *Agent) Notify(app, env string) bool {
+	found := false
+	a.mu.Lock()
+	for i, ar := range a.apps {
+		if ar.Name == app && ar.Env == env {
+			a.pending[i] = true
+			found = true
+		}
+	}
+	a.mu.Unlock()
+	if found {
+		a.signal()
+	}
+	return found
+}
+
+// Tick asks for a cycle of every app (the schedule does this).
+func (a *Agent) Tick() {
+	a.mu.Lock()
+	for i := range a.apps {
+		a.pending[i] = true
+	}
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *Agent) signal() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs cycles on the schedule (with this host's jitter) and on Notify,
+// until ctx ends. A cycle error is logged once while it repeats, then its
+// recovery; it never stops the agent.
+func (a *Agent) Run(ctx context.Context) error {
+	sched, err := ParseSchedule(a.cfg.Schedule)
+	if err != nil {
+		return fmt.Errorf("%w: schedule: %v", ErrConfig, err)
+	}
+	offset := jitterOffset(a.host, a.cfg.Jitter)
+	go func() {
+		base := a.now()
+		for {
+			base = sched.Next(base)
+			t := time.NewTimer(base.Add(offset).Sub(a.now()))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+				a.Tick()
+			}
+			if now := a.now(); base.Before(now.Add(-offset)) {
+				base = now.Add(-offset) // a long cycle: do not replay missed ticks
+			}
+		}
+	}()
+	a.log.Info("agent running", "host", a.host, "schedule", a.cfg.Schedule, "jitter_offset", offset, "apps", len(a.apps))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.kick:
+		}
+		a.mu.Lock()
+		pending := a.pending
+		a.pending = map[int]bool{}
+		a.mu.Unlock()
+		for i, ar := range a.apps {
+			if pending[i] && ctx.Err() == nil {
+				a.report(ar, a.cycle(ctx, ar))
+			}
+		}
+	}
+}
+
+// report logs a cycle's outcome: an error once while it repeats, then the recovery.
+func (a *Agent) report(ar *appRun, err error) {
+	if err == nil {
+		if ar.lastErr != "" {
+			a.log.Info("cycle recovered", "app", ar.Name, "env", ar.Env)
+			ar.lastErr = ""
+		}
+		return
+	}
+	if errors.Is(err, ErrDeployFailed) {
+		ar.lastErr = ""
+		return // logged as events already
+	}
+	if msg := err.Error(); msg != ar.lastErr {
+		a.log.Error("cycle failed", "app", ar.Name, "env", ar.Env, "err", err)
+		ar.lastErr = msg
+	}
+}
+
+// Once runs one check-and-deploy cycle of every app and returns the first error.
+func (a *Agent) Once(ctx context.Context) error {
+	var first error
+	for _, ar := range a.apps {
+		if err := a.cycle(ctx, ar); err != nil && first == nil {
+			first = fmt.Errorf("%s/%s: %w", ar.Name, ar.Env, err)
+		}
+	}
+	return first
+}
+
+// Bootstrap installs every app's target version without a lock (the host takes
+// no traffic yet), skipping broken versions, then restarts and health-checks.
+func (a *Agent) Bootstrap(ctx context.Context) error {
+	for _, ar := range a.apps {
+		if err := a.bootstrap(ctx, ar); err != nil {
+			return fmt.Errorf("bootstrap %s/%s: %w", ar.Name, ar.Env, err)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
+	_, etag, err := ar.Index.Check(ctx, ar.Dist, "")
+	if err != nil {
+		return err
+	}
+	target, current, err := a.target(ctx, ar)
+	if err != nil {
+		return err
+	}
+	if target == "" {
+		return fmt.Errorf("no installable version of %s in %s", ar.Name, ar.Dist)
+	}
+	if target != current {
+		_ = a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, redisstate.StateBootstrap)
+		start := a.now()
+		a.emit(ctx, ar, event.Started, target, current, "", 0)
+		for _, step := range []struct {
+			name string
+			run  func(context.Context) error
+		}{
+			{"install", func(ctx context.Context) error { return ar.Installer.Install(ctx, ar.Name, target) }},
+			{"restart", func(ctx context.Context) error { return ar.Restarter.Restart(ctx, ar.Name) }},
+			{"health check", ar.check},
+		} {
+			if err := step.run(ctx); err != nil {
+				a.metrics.failures.WithLabelValues(ar.Name, ar.Env).Inc()
+				a.emit(ctx, ar, event.Failed, target, current, step.name+": "+err.Error(), a.now().Sub(start))
+				return fmt.Errorf("%s %s: %w", step.name, target, err)
+			}
+		}
+		a.emit(ctx, ar, event.Succeeded, target, current, "", a.now().Sub(start))
+		a.setCurrent(ar, target)
+	}
+	ar.etag = etag
+	return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, redisstate.StateOK)
+}
+
+func (ar *appRun) check(ctx context.Context) error {
+	if ar.Checker == nil {
+		return nil
+	}
+	return ar.Checker.Check(ctx)
+}
+
+// target returns the highest version of ar in its dist not marked broken, and
+// the installed version.
+func (a *Agent) target(ctx context.Context, ar *appRun) (target, current string, err error) {
+	versions, err := ar.Index.Versions(ctx, ar.Dist, ar.Name)
+	if err != nil {
+		return "", "", err
+	}
+	broken, err := a.deps.State.Broken(ctx, ar.Name, ar.Env)
+	if err != nil {
+		return "", "", err
+	}
+	for _, v := range versions {
+		if _, bad := broken[v]; bad {
+			continue
+		}
+		if target == "" || a.deps.Compare(v, target) > 0 {
+			target = v
+		}
+	}
+	if !ar.known {
+		cur, err := ar.Installer.Installed(ctx, ar.Name)
+		if err != nil {
+			return "", "", fmt.Errorf("installed version of %s: %w", ar.Name, err)
+		}
+		a.setCurrent(ar, cur)
+	}
+	return target, ar.current, nil
+}
+
+func (a *Agent) setCurrent(ar *appRun, v string) {
+	ar.current, ar.known = v, true
+	a.metrics.setVersion(ar.Name, ar.Env, v)
+	if a.deps.Tagger != nil && v != "" {
+		if err := a.deps.Tagger.SetVersion(ar.Name, v); err != nil {
+			a.log.Warn("set version tag", "app", ar.Name, "err", err)
+		}
+	}
+}
+
+// cycle is one check-and-deploy of one app.
+func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
+	if ar.needRestore && ar.Drainer != nil {
+		if err := ar.Drainer.Restore(ctx); err != nil {
+			return fmt.Errorf("restore into the load balancer: %w", err)
+		}
+		ar.needRestore = false
+	}
+	changed, etag, err := ar.Index.Check(ctx, ar.Dist, ar.etag)
+	a.metrics.lastCheck.WithLabelValues(ar.Name, ar.Env).Set(float64(a.now().Unix()))
+	if err != nil {
+		return fmt.Errorf("check %s: %w", ar.Dist, err)
+	}
+	if !changed && ar.known {
+		// Idle: one conditional request, and the heartbeat that keeps this host live in status.
+		return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, ar.current, redisstate.StateOK)
+	}
+	for attempt := 0; ; attempt++ {
+		target, current, err := a.target(ctx, ar)
+		if err != nil {
+			return err
+		}
+		if target == "" || target == current {
+			ar.etag = etag
+			return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, redisstate.StateOK)
+		}
+		err = a.deploy(ctx, ar, current, target)
+		switch {
+		case errors.Is(err, errTargetBroken) && attempt < 3:
+			a.log.Info("target marked broken by another host; choosing again", "app", ar.Name, "env", ar.Env, "version", target)
+			continue
+		case err == nil || errors.Is(err, ErrDeployFailed):
+			ar.etag = etag // this index is handled; a failed version is broken now
+		}
+		return err
+	}
+}
+
+// deploy moves ar from current to target under a deploy slot.
+func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) error {
+	app, env := ar.Name, ar.Env
+	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, redisstate.StateWaiting); err != nil {
+		return err // Redis is away: no deploy starts
+	}
+	if err := a.deps.State.StartRollout(ctx, app, env, target, a.deps.Members.Alive(app, env)); err != nil {
+		return err
+	}
+	lease, err := a.acquire(ctx, ar, target)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := lease.Release(context.WithoutCancel(ctx)); err != nil {
+			a.log.Warn("release deploy slot", "app", app, "env", env, "err", err)
+		}
+	}()
+	if b, err := a.deps.State.IsBroken(ctx, app, env, target); err != nil {
+		return err
+	} else if b != nil {
+		return errTargetBroken
+	}
+	start := a.now()
+	a.emit(ctx, ar, event.Started, target, current, "", 0)
+	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, redisstate.StateDeploying); err != nil {
+		return err
+	}
+	// Every destructive step starts only under a live lease; a lost lease is
+	// re-acquired first. Steps run under ctx, not the lease's context: an
+	// apt-get or systemctl killed halfway would leave the host worse off.
+	guard := func() error {
+		if lease.Alive() {
+			return nil
+		}
+		a.log.Warn("deploy slot lost; waiting for a slot again before the next step", "app", app, "env", env, "version", target)
+		_ = lease.Release(context.WithoutCancel(ctx))
+		l, err := a.acquire(ctx, ar, target)
+		if err != nil {
+			return err
+		}
+		lease = l
+		return nil
+	}
+	if ar.Drainer != nil {
+		if err := guard(); err != nil {
+			return err
+		}
+		ar.needRestore = true
+		if err := ar.Drainer.Drain(ctx); err != nil {
+			a.restore(ctx, ar)
+			return fmt.Errorf("drain: %w", err)
+		}
+	}
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"install", func(ctx context.Context) error { return ar.Installer.Install(ctx, app, target) }},
+		{"restart", func(ctx context.Context) error { return ar.Restarter.Restart(ctx, app) }},
+		{"health check", ar.check},
+	}
+	for _, step := range steps {
+		if err := guard(); err != nil {
+			return err
+		}
+		if err := step.run(ctx); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s %s: %w", step.name, target, ctx.Err())
+			}
+			return a.fail(ctx, ar, current, target, step.name+": "+err.Error(), start)
+		}
+	}
+	a.restore(ctx, ar)
+	a.setCurrent(ar, target)
+	d := a.now().Sub(start)
+	a.metrics.duration.WithLabelValues(app, env, "succeeded").Observe(d.Seconds())
+	if err := a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateOK); err != nil {
+		a.log.Warn("record state", "app", app, "err", err)
+	}
+	r, err := a.deps.State.FinishHost(ctx, app, env, target, true)
+	if err != nil {
+		a.log.Warn("count rollout", "app", app, "err", err)
+	}
+	a.emitProgress(ctx, ar, event.Succeeded, target, current, "", d, r)
+	return nil
+}
+
+// acquire waits for a deploy slot for target. The cap follows the live
+// membership at every attempt; the rollout hash records the smallest cap any
+// host asked for, and that one is enforced. The wait ends early when target is
+// marked broken.
+func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (*redislock.Lease, error) {
+	app, env := ar.Name, ar.Env
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	req := func() redislock.Request {
+		if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
+			cancel(errTargetBroken)
+		}
+		return redislock.Request{
+			Key:    app + ":" + env,
+			Host:   a.host,
+			Cap:    capFor(a.cfg.Fraction, a.deps.Members.Alive(app, env)),
+			CapKey: a.deps.State.RolloutKey(app, env, target),
+		}
+	}
+	start := a.now()
+	lease, err := a.deps.Lock.Acquire(actx, req)
+	a.metrics.lockWait.WithLabelValues(app, env).Observe(a.now().Sub(start).Seconds())
+	if err != nil {
+		if errors.Is(context.Cause(actx), errTargetBroken) {
+			return nil, errTargetBroken
+		}
+		return nil, fmt.Errorf("wait for a deploy slot: %w", err)
+	}
+	return lease, nil
+}
+
+func (a *Agent) restore(ctx context.Context, ar *appRun) {
+	if ar.Drainer == nil || !ar.needRestore {
+		return
+	}
+	if err := ar.Drainer.Restore(ctx); err != nil {
+		a.log.Error("restore into the load balancer; retrying next cycle", "app", ar.Name, "err", err)
+		return
+	}
+	ar.needRestore = false
+}
+
+// fail handles a failed step: mark target broken (so every other host stops),
+// go back to current, count the failure, and report.
+func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason string, start time.Time) error {
+	app, env := ar.Name, ar.Env
+	ctx = context.WithoutCancel(ctx) // a rollback must finish
+	a.metrics.failures.WithLabelValues(app, env).Inc()
+	a.metrics.duration.WithLabelValues(app, env, "failed").Observe(a.now().Sub(start).Seconds())
+	a.emit(ctx, ar, event.Failed, target, current, reason, a.now().Sub(start))
+	first, err := a.deps.State.MarkBroken(ctx, app, env, target, redisstate.Broken{Reason: reason, Host: a.host, At: a.now().UTC()})
+	if err != nil {
+		a.log.Error("mark version broken", "app", app, "version", target, "err", err)
+	}
+	_ = a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateRollingBack)
+	back := current
+	if current != "" {
+		err := ar.Installer.Install(ctx, app, current)
+		if err == nil {
+			err = ar.Restarter.Restart(ctx, app)
+		}
+		if err == nil {
+			err = ar.check(ctx)
+		}
+		if err != nil {
+			a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
+			_ = a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateFailed)
+			back = ""
+		}
+	}
+	r, _ := a.deps.State.FinishHost(ctx, app, env, target, false)
+	if back != "" {
+		a.restore(ctx, ar)
+		a.setCurrent(ar, back)
+		_ = a.deps.State.SetHost(ctx, app, env, a.host, back, redisstate.StateOK)
+		a.emitProgress(ctx, ar, event.RolledBack, back, target, reason, 0, r)
+	} else {
+		ar.known = false // read it from dpkg next time
+	}
+	if first {
+		a.emitProgress(ctx, ar, event.Halted, target, current, reason, 0, r)
+	}
+	return fmt.Errorf("%w: %s %s: %s", ErrDeployFailed, app, target, reason)
+}
+
+func (a *Agent) emit(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration) {
+	a.emitProgress(ctx, ar, k, version, previous, reason, d, redisstate.Rollout{})
+}
+
+// emitProgress logs e and publishes it when a Publisher is configured.
+func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration, r redisstate.Rollout) {
+	e := event.New(k, ar.Name, ar.Env, version, a.host, a.now())
+	e.Previous, e.Reason = previous, reason
+	e.Total, e.Done, e.Failed = r.Total, r.Done, r.Failed
+	e.DurationSeconds = d.Seconds()
+	level := slog.LevelInfo
+	if k == event.Failed || k == event.Halted {
+		level = slog.LevelError
+	}
+	a.log.Log(ctx, level, "deploy "+string(k), "app", e.App, "env", e.Env, "version", e.Version,
+		"previous", e.Previous, "host", e.Host, "reason", e.Reason, "duration_s", e.DurationSeconds,
+		"done", e.Done, "failed", e.Failed, "total", e.Total)
+	if a.deps.Publisher != nil {
+		if err := a.deps.Publisher.Publish(context.WithoutCancel(ctx), e); err != nil {
+			a.log.Warn("publish deploy event", "kind", k, "err", err)
+		}
+	}
+}

@@ -1,0 +1,539 @@
+package puller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller/redislock"
+	"github.com/aptfleet/aptfleet/puller/redisstate"
+)
+
+// memIndex is a repository dist held in memory, with an ETag that changes on
+// every publish. It stands in for the repo reader in tests of the agent's
+// logic; the reader itself is tested against a real signed repository.
+type memIndex struct {
+	mu       sync.Mutex
+	etag     int
+	versions []string
+	checks   atomic.Int64 // conditional requests
+	fetches  atomic.Int64 // index downloads
+	block    chan struct{} // when set, Check waits on it
+}
+
+func (m *memIndex) publish(v string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.versions = append(m.versions, v)
+	m.etag++
+}
+
+func (m *memIndex) Check(ctx context.Context, dist, etag string) (bool, string, error) {
+	m.checks.Add(1)
+	m.mu.Lock()
+	block := m.block
+	m.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return false, "", ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := fmt.Sprintf(`"%d"`, m.etag)
+	return cur != etag, cur, nil
+}
+
+func (m *memIndex) Versions(ctx context.Context, dist, pkg string) ([]string, error) {
+	m.fetches.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.versions), nil
+}
+
+// fleet records what the hosts' apt, systemd, load balancer and health check
+// were asked to do: the only steps the agent tests replace.
+type fleet struct {
+	mu        sync.Mutex
+	installed map[string]string // host -> version
+	installs  []install
+	bad       map[string]bool // versions whose health check fails
+	drained   int
+	peak      int
+	installD  time.Duration
+}
+
+type install struct {
+	host, version string
+	at            time.Time
+}
+
+func newFleet() *fleet {
+	return &fleet{installed: map[string]string{}, bad: map[string]bool{}}
+}
+
+func (f *fleet) host(h string) *hostSteps { return &hostSteps{f: f, host: h} }
+
+func (f *fleet) installsOf(v string) []install {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []install
+	for _, i := range f.installs {
+		if i.version == v {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func (f *fleet) versionOf(h string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.installed[h]
+}
+
+type hostSteps struct {
+	f    *fleet
+	host string
+}
+
+func (h *hostSteps) Installed(ctx context.Context, pkg string) (string, error) {
+	return h.f.versionOf(h.host), nil
+}
+
+func (h *hostSteps) Install(ctx context.Context, pkg, version string) error {
+	h.f.mu.Lock()
+	h.f.installs = append(h.f.installs, install{h.host, version, time.Now()})
+	d := h.f.installD
+	h.f.mu.Unlock()
+	if d > 0 {
+		time.Sleep(d)
+	}
+	h.f.mu.Lock()
+	h.f.installed[h.host] = version
+	h.f.mu.Unlock()
+	return nil
+}
+
+func (h *hostSteps) Restart(ctx context.Context, app string) error { return nil }
+
+func (h *hostSteps) Check(ctx context.Context) error {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	if v := h.f.installed[h.host]; h.f.bad[v] {
+		return fmt.Errorf("GET /healthz: 503 (version %s)", v)
+	}
+	return nil
+}
+
+func (h *hostSteps) Drain(ctx context.Context) error {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	h.f.drained++
+	h.f.peak = max(h.f.peak, h.f.drained)
+	return nil
+}
+
+func (h *hostSteps) Restore(ctx context.Context) error {
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	h.f.drained--
+	return nil
+}
+
+// fixedMembers is a membership of a fixed size, for tests about the deploy
+// logic rather than about Serf (the gossip tests use real Serf members).
+type fixedMembers struct{ n atomic.Int64 }
+
+func (m *fixedMembers) Alive(app, env string) int { return int(m.n.Load()) }
+
+// events collects published deploy events.
+type events struct {
+	mu  sync.Mutex
+	all []event.Deploy
+}
+
+func (e *events) Publish(ctx context.Context, d event.Deploy) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, d)
+	return nil
+}
+
+func (e *events) of(k event.Kind) []event.Deploy {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []event.Deploy
+	for _, d := range e.all {
+		if d.Kind == k {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// testbed is a real redis-server plus everything N agents share.
+type testbed struct {
+	t       *testing.T
+	redis   *testenv.Redis
+	rdb     *redis.Client
+	sem     *redislock.Semaphore
+	state   *redisstate.Store
+	index   *memIndex
+	fleet   *fleet
+	members *fixedMembers
+	events  *events
+	cfg     Config
+}
+
+func newTestbed(t *testing.T) *testbed {
+	t.Helper()
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	cfg := DefaultConfig()
+	cfg.Apps = []App{defaultApp(App{Name: "hello", Env: "staging", Repo: "http://127.0.0.1/r"})}
+	cfg.Fraction = 1.0 / 3
+	cfg.LockTTL = time.Second
+	cfg.Schedule = "@every 1h"
+	cfg.Jitter = 0
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tb := &testbed{
+		t: t, redis: srv, rdb: rdb,
+		sem:   redislock.New(rdb, redislock.Options{Prefix: "aptfleet:", TTL: cfg.LockTTL, PollEvery: 50 * time.Millisecond, Logger: quiet}),
+		state: redisstate.New(rdb, redisstate.Options{}),
+		index: &memIndex{}, fleet: newFleet(), members: &fixedMembers{}, events: &events{}, cfg: cfg,
+	}
+	return tb
+}
+
+func (tb *testbed) agent(host string, log *slog.Logger) *Agent {
+	tb.t.Helper()
+	steps := tb.fleet.host(host)
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	a, err := New(tb.cfg, host, Deps{
+		Apps:    []AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
+		Lock:    tb.sem, State: tb.state, Members: tb.members, Publisher: tb.events,
+		Compare: strings.Compare, // test versions are single-digit x.y-1: string order is dpkg order
+		Logger:  log,
+	})
+	if err != nil {
+		tb.t.Fatal(err)
+	}
+	return a
+}
+
+// waitFor polls cond until it holds or 20s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRolloutHaltsOnFailingVersion(t *testing.T) {
+	tb := newTestbed(t)
+	const n = 9 // cap = floor(9/3) = 3
+	tb.members.n.Store(n)
+	tb.fleet.installD = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	var agents []*Agent
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := 0; i < n; i++ {
+		h := fmt.Sprintf("i-%02d", i)
+		tb.fleet.installed[h] = "1.0-1"
+		a := tb.agent(h, nil)
+		agents = append(agents, a)
+		wg.Add(1)
+		go func() { defer wg.Done(); a.Run(ctx) }()
+	}
+	notifyAll := func() {
+		for _, a := range agents {
+			if !a.Notify("hello", "staging") {
+				t.Fatal("Notify ignored the agent's own app")
+			}
+		}
+	}
+	onVersion := func(v string) func() bool {
+		return func() bool {
+			for _, a := range agents {
+				if tb.fleet.versionOf(a.Host()) != v {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	// A good version rolls out to everyone, never more than the cap at once.
+	tb.index.publish("1.0-1")
+	tb.index.publish("1.1-1")
+	notifyAll()
+	waitFor(t, "every host on 1.1-1", onVersion("1.1-1"))
+	if got := len(tb.fleet.installsOf("1.1-1")); got != n {
+		t.Errorf("1.1-1 installed %d times, want %d", got, n)
+	}
+	if tb.fleet.peak > 3 || tb.fleet.peak < 2 {
+		t.Errorf("peak drained hosts = %d, want <= cap 3 (and some overlap)", tb.fleet.peak)
+	}
+	waitFor(t, "rollout 1.1-1 finished", func() bool {
+		r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.1-1")
+		return r.Done == n && !r.Finished.IsZero()
+	})
+	if r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.1-1"); r.Total != n || r.Cap != 3 {
+		t.Errorf("rollout = %+v, want total %d and recorded cap 3", r, n)
+	}
+
+	// A failing version: the first wave fails, rolls back and marks it broken;
+	// nobody else installs it.
+	tb.fleet.mu.Lock()
+	tb.fleet.bad["1.2-1"] = true
+	tb.fleet.mu.Unlock()
+	tb.index.publish("1.2-1")
+	notifyAll()
+	waitFor(t, "a broken mark", func() bool {
+		b, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.2-1")
+		return b != nil
+	})
+	waitFor(t, "every host settled on 1.1-1", func() bool {
+		st, _ := tb.state.Status(ctx, "hello", "staging", time.Minute)
+		for _, h := range st.Hosts {
+			if h.Version != "1.1-1" || h.State != redisstate.StateOK {
+				return false
+			}
+		}
+		return len(st.Hosts) == n && onVersion("1.1-1")()
+	})
+	bad := tb.fleet.installsOf("1.2-1")
+	if len(bad) < 1 || len(bad) > 3 {
+		t.Fatalf("1.2-1 installed on %d hosts, want the first wave only (1..3)", len(bad))
+	}
+	b, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.2-1")
+	for _, i := range bad {
+		if i.at.After(b.At) {
+			t.Errorf("%s installed 1.2-1 at %s, after it was marked broken at %s", i.host, i.at, b.At)
+		}
+	}
+	if !strings.Contains(b.Reason, "health check") || !strings.Contains(b.Reason, "503") {
+		t.Errorf("broken reason %q does not say why", b.Reason)
+	}
+	if got := len(tb.events.of(event.Halted)); got != 1 {
+		t.Errorf("%d halted events, want exactly 1", got)
+	}
+	if rb, failed := len(tb.events.of(event.RolledBack)), len(tb.events.of(event.Failed)); rb != len(bad) || failed != len(bad) {
+		t.Errorf("%d failed and %d rolled_back events for %d failing installs", failed, rb, len(bad))
+	}
+	if r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.2-1"); r.Failed != len(bad) || r.Done != 0 || r.Finished.IsZero() {
+		t.Errorf("rollout of 1.2-1 = %+v, want failed %d, finished", r, len(bad))
+	}
+	// Another trigger does not retry the broken version.
+	before := len(tb.fleet.installs)
+	notifyAll()
+	time.Sleep(300 * time.Millisecond)
+	if after := len(tb.fleet.installs); after != before {
+		t.Errorf("a trigger after the halt installed %d more times", after-before)
+	}
+
+	// A new instance bootstraps onto the newest good version, skipping the broken one.
+	fresh := tb.agent("i-new", nil)
+	if err := fresh.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := tb.fleet.versionOf("i-new"); v != "1.1-1" {
+		t.Errorf("bootstrap installed %q, want 1.1-1 (1.2-1 is broken)", v)
+	}
+}
+
+func TestTickAndEventCoalesce(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(1)
+	tb.fleet.installed["i-1"] = "1.0-1"
+	tb.index.publish("1.0-1")
+	a := tb.agent("i-1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	t.Run("arriving together before a cycle", func(t *testing.T) {
+		a.Tick()
+		a.Notify("hello", "staging")
+		a.Tick()
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		waitFor(t, "one check", func() bool { return tb.index.checks.Load() >= 1 })
+		time.Sleep(200 * time.Millisecond)
+		if got := tb.index.checks.Load(); got != 1 {
+			t.Fatalf("%d checks for a tick and an event arriving together, want 1", got)
+		}
+		cancel()
+		<-done
+	})
+	t.Run("arriving during a cycle run one more", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		tb.index.checks.Store(0)
+		block := make(chan struct{})
+		tb.index.mu.Lock()
+		tb.index.block = block
+		tb.index.mu.Unlock()
+		go a.Run(ctx)
+		a.Tick()
+		waitFor(t, "a cycle in progress", func() bool { return tb.index.checks.Load() == 1 })
+		a.Tick()
+		a.Notify("hello", "staging")
+		a.Notify("other", "staging") // not ours: ignored
+		tb.index.mu.Lock()
+		tb.index.block = nil
+		tb.index.mu.Unlock()
+		close(block)
+		waitFor(t, "the second cycle", func() bool { return tb.index.checks.Load() == 2 })
+		time.Sleep(200 * time.Millisecond)
+		if got := tb.index.checks.Load(); got != 2 {
+			t.Fatalf("%d checks, want 2 (the running cycle and one for everything that arrived meanwhile)", got)
+		}
+	})
+}
+
+func TestIdleTick(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(1)
+	tb.fleet.installed["i-1"] = "1.0-1"
+	tb.index.publish("1.0-1")
+	a := tb.agent("i-1", nil)
+	ctx := context.Background()
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checks, fetches, installs := tb.index.checks.Load(), tb.index.fetches.Load(), len(tb.fleet.installs)
+	for i := 0; i < 5; i++ {
+		if err := a.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := tb.index.checks.Load() - checks; got != 5 {
+		t.Errorf("%d conditional requests for 5 idle ticks, want 5", got)
+	}
+	if got := tb.index.fetches.Load() - fetches; got != 0 {
+		t.Errorf("%d index downloads on idle ticks, want 0", got)
+	}
+	if got := len(tb.fleet.installs) - installs; got != 0 {
+		t.Errorf("%d installs on idle ticks, want 0", got)
+	}
+}
+
+func TestRedisAwayNoDeployThenRecovers(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(1)
+	tb.fleet.installed["i-1"] = "1.0-1"
+	tb.index.publish("1.0-1")
+	var logs syncBuffer
+	a := tb.agent("i-1", slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	a.Tick()
+	waitFor(t, "the first cycle", func() bool { return tb.index.checks.Load() >= 1 })
+
+	tb.redis.Kill()
+	tb.index.publish("1.1-1")
+	for i := 0; i < 3; i++ {
+		a.Tick()
+		time.Sleep(300 * time.Millisecond)
+	}
+	if got := tb.fleet.installsOf("1.1-1"); len(got) != 0 {
+		t.Fatalf("installed 1.1-1 with Redis away: %v", got)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("agent stopped with Redis away: %v", err)
+	default:
+	}
+	if n := strings.Count(logs.String(), "cycle failed"); n != 1 {
+		t.Errorf("the repeating failure was logged %d times, want once:\n%s", n, logs.String())
+	}
+
+	tb.redis.Restart()
+	waitFor(t, "the deploy after Redis returned", func() bool {
+		a.Tick()
+		return tb.fleet.versionOf("i-1") == "1.1-1"
+	})
+	if !strings.Contains(logs.String(), "cycle recovered") {
+		t.Errorf("recovery not logged:\n%s", logs.String())
+	}
+}
+
+func TestCapFor(t *testing.T) {
+	tests := []struct {
+		fraction float64
+		alive    int
+		want     int
+	}{
+		{1.0 / 3, 300, 100}, {1.0 / 3, 100, 33}, {1.0 / 3, 10, 3}, {1.0 / 3, 2, 1},
+		{0.25, 0, 1}, {1, 7, 7}, {0.5, 5, 2},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v of %d", tt.fraction, tt.alive), func(t *testing.T) {
+			if got := capFor(tt.fraction, tt.alive); got != tt.want {
+				t.Errorf("capFor = %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestJitterOffsetSpreadsHosts(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		off := jitterOffset(fmt.Sprintf("i-%d", i), 30*time.Second)
+		if off < 0 || off >= 30*time.Second {
+			t.Fatalf("offset %s outside [0, 30s)", off)
+		}
+		if off != jitterOffset(fmt.Sprintf("i-%d", i), 30*time.Second) {
+			t.Fatal("offset not stable for a host")
+		}
+		seen[off/time.Second] = true
+	}
+	if len(seen) < 15 {
+		t.Errorf("50 hosts fell in only %d distinct seconds of 30", len(seen))
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ = errors.Is
