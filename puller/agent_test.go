@@ -28,8 +28,8 @@ type memIndex struct {
 	mu       sync.Mutex
 	etag     int
 	versions []string
-	checks   atomic.Int64 // conditional requests
-	fetches  atomic.Int64 // index downloads
+	checks   atomic.Int64  // conditional requests
+	fetches  atomic.Int64  // index downloads
 	block    chan struct{} // when set, Check waits on it
 }
 
@@ -228,8 +228,8 @@ func (tb *testbed) agent(host string, log *slog.Logger) *Agent {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a, err := New(tb.cfg, host, Deps{
-		Apps:    []AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
-		Lock:    tb.sem, State: tb.state, Members: tb.members, Publisher: tb.events,
+		Apps: []AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
+		Lock: tb.sem, State: tb.state, Members: tb.members, Publisher: tb.events,
 		Compare: strings.Compare, // test versions are single-digit x.y-1: string order is dpkg order
 		Logger:  log,
 	})
