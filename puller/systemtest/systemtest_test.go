@@ -317,6 +317,10 @@ func TestInstallRestartHealth(t *testing.T) {
 		serves("hello 2.0-1 greeting=local")
 	})
 
+	t.Run("the puller's own package", func(t *testing.T) {
+		testPullerPackage(ctx, t, inst, repoRoot(t))
+	})
+
 	t.Run("a version that is not published", func(t *testing.T) {
 		err := installer.Install(ctx, "hello", "9.9-1")
 		if !errors.Is(err, apt.ErrNotAvailable) {
@@ -324,4 +328,103 @@ func TestInstallRestartHealth(t *testing.T) {
 		}
 		installed("2.0-1")
 	})
+}
+
+// repoRoot is the module root (this package is puller/systemtest).
+func repoRoot(t *testing.T) string {
+	abs, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// testPullerPackage builds root's cmd/puller, packages it from
+// packaging/puller/package.yaml as `make packages` does, checks it with
+// lintian and installs it on inst: the unit is valid, installed but not
+// enabled (user-data enables it after `puller bootstrap`), and the binary runs.
+func testPullerPackage(ctx context.Context, t *testing.T, inst *instance.Instance, root string) {
+	testenv.NeedTools(t, "lintian")
+	if _, err := os.Stat(filepath.Join(root, "cmd/puller")); err != nil {
+		testenv.Skip(t, "cmd/puller is not in this tree")
+	}
+	work := t.TempDir()
+	cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags", "-s -w -X main.version=0.1.0-test",
+		"-o", filepath.Join(work, "bin/puller"), "./cmd/puller")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build cmd/puller: %v: %s", err, out)
+	}
+	// The spec's paths are relative to it: lay out packaging/puller next to bin/.
+	specDir := filepath.Join(work, "packaging/puller")
+	if err := os.MkdirAll(specDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "packaging/puller"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(root, "packaging/puller", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(specDir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specPath := filepath.Join(specDir, "package.yaml")
+	text, err := os.ReadFile(specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := pkgbuild.Parse(bytes.NewReader(text), specPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := spec.SetVersion("0.1.0-1"); err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(work, spec.FileName())
+	out, err := os.Create(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pkgbuild.Build(spec, out); err != nil {
+		t.Fatalf("build the puller package: %v", err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if lout, err := exec.CommandContext(ctx, "lintian", "--fail-on", "error", deb).CombinedOutput(); err != nil {
+		t.Fatalf("lintian %s: %v\n%s", filepath.Base(deb), err, lout)
+	}
+
+	if err := inst.CopyIn(ctx, deb, "/tmp/puller.deb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.Run(ctx, "dpkg", "-i", "/tmp/puller.deb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // substring of the output
+	}{
+		{"unit is valid", []string{"systemd-analyze", "verify", "/lib/systemd/system/puller.service"}, ""},
+		{"unit runs puller run", []string{"systemctl", "cat", "puller.service"}, "ExecStart=/usr/bin/puller run --config /etc/aptfleet/puller.yaml"},
+		{"binary runs", []string{"/usr/bin/puller", "version"}, "0.1.0-test"},
+	} {
+		got, err := inst.Run(ctx, tc.args[0], tc.args[1:]...)
+		if err != nil || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+	if got, _ := inst.Run(ctx, "systemctl", "is-enabled", "puller.service"); strings.TrimSpace(got) != "disabled" {
+		t.Errorf("puller.service after install is %q, want disabled until user-data enables it", strings.TrimSpace(got))
+	}
+	if got, _ := inst.Run(ctx, "systemctl", "is-active", "puller.service"); strings.TrimSpace(got) != "inactive" {
+		t.Errorf("puller.service after install is %q, want inactive", strings.TrimSpace(got))
+	}
 }
