@@ -1,6 +1,7 @@
 package s3_test
 
 import (
+	"crypto/sha256"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,6 +64,15 @@ func (a apt) runCmd(cmd *exec.Cmd) (string, error) {
 	cmd.Dir = filepath.Join(a.dir, "work")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+func sha(t *testing.T, path string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
 }
 
 // TestAptTransportS3 publishes to versitygw over TLS with virtual-host
