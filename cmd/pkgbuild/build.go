@@ -80,8 +80,11 @@ func buildSpec(ctx context.Context, specPath, version, out string) (string, erro
 	}
 	switch {
 	case version != "":
-		if err := spec.SetVersion(version); err != nil {
+		if err := pkgbuild.CheckVersion(version); err != nil {
 			return "", fmt.Errorf("--version: %w", err)
+		}
+		if err := spec.SetVersion(version); err != nil {
+			return "", err
 		}
 	case spec.Version == "":
 		v, err := gitVersion(ctx, filepath.Dir(specPath), os.Getenv("BUILD_NUMBER"))
