@@ -238,8 +238,14 @@ func ParseRelease(data []byte) (*Release, error) {
 // indexFile is one rendered index (Packages, Packages.gz, Packages.xz).
 type indexFile struct {
 	path string // relative to dists/<dist>/
-	data []byte
+	data []byte // nil: listed in Release, not stored
 	rf   ReleaseFile
+}
+
+// stored reports whether an index listed in a Release is stored as an
+// object: the compressed ones are, the uncompressed Packages is not.
+func stored(path string) bool {
+	return strings.HasSuffix(path, ".gz") || strings.HasSuffix(path, ".xz")
 }
 
 // byHashKeys are the by-hash names of the index: SHA256, and SHA512 when
@@ -271,7 +277,9 @@ func newIndexFile(path string, data []byte, withSHA512 bool) indexFile {
 }
 
 // renderPackages writes the Packages index of pkgs (already filtered and
-// sorted) and its compressed forms.
+// sorted) in its compressed forms: Packages.gz, and Packages.xz if asked.
+// The uncompressed index is only listed: apt and Reader fetch Packages.gz,
+// a fraction of the bytes to upload and download.
 func renderPackages(dir string, pkgs []Package, withXZ, withSHA512 bool) ([]indexFile, error) {
 	n := 0
 	for _, p := range pkgs {
@@ -283,14 +291,19 @@ func renderPackages(dir string, pkgs []Package, withXZ, withSHA512 bool) ([]inde
 		plain = append(plain, '\n')
 	}
 	var gz bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&gz, gzip.DefaultCompression)
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	if _, err := zw.Write(plain); err != nil {
 		return nil, err
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err
 	}
-	files := []indexFile{newIndexFile(dir+"/Packages", plain, withSHA512), newIndexFile(dir+"/Packages.gz", gz.Bytes(), withSHA512)}
+	// The uncompressed index is listed (apt needs its entry, and checks
+	// the decompressed bytes against it) but not stored, as on Debian's
+	// mirrors.
+	unstored := newIndexFile(dir+"/Packages", plain, withSHA512)
+	unstored.data = nil
+	files := []indexFile{unstored, newIndexFile(dir+"/Packages.gz", gz.Bytes(), withSHA512)}
 	if withXZ {
 		var xb bytes.Buffer
 		xw, err := xz.NewWriter(&xb)

@@ -2,7 +2,6 @@ package repo
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -308,6 +307,9 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 		base := "dists/" + dist + "/"
 		r.verifyDerived(ctx, rep, base, rel, kr)
 		for _, f := range rel.Files {
+			if !stored(f.Path) {
+				continue
+			}
 			bkey := byHashKey(dist, f.Path, f.SHA256)
 			b, _, err := getAll(ctx, r.Store, bkey)
 			if err != nil {
@@ -318,16 +320,20 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, ErrCorrupt))
 				continue
 			}
-			if strings.HasSuffix(f.Path, ".gz") {
-				if _, err := io.Copy(io.Discard, gunzip(b)); err != nil {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
-				}
+			if !strings.HasSuffix(f.Path, "/Packages.gz") {
+				continue
 			}
-			if !strings.HasSuffix(f.Path, "/Packages") {
+			plain, err := gunzipAll(b)
+			if err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
+				continue
+			}
+			if pf, ok := rel.File(strings.TrimSuffix(f.Path, ".gz")); ok && !matches(plain, pf) {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): decompressed, %v", bkey, f.Path, ErrCorrupt))
 				continue
 			}
 			comp, _, _ := strings.Cut(f.Path, "/")
-			pkgs, err := ParsePackages(b, comp)
+			pkgs, err := ParsePackages(plain, comp)
 			if err != nil {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", bkey, err))
 				continue
@@ -352,18 +358,6 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 	return rep, nil
 }
 
-func gunzip(b []byte) io.Reader {
-	z, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return errReader{err}
-	}
-	return z
-}
-
-type errReader struct{ err error }
-
-func (e errReader) Read([]byte) (int, error) { return 0, e.err }
-
 func matches(b []byte, f ReleaseFile) bool {
 	sum := sha256.Sum256(b)
 	return int64(len(b)) == f.Size && hex.EncodeToString(sum[:]) == f.SHA256
@@ -384,6 +378,9 @@ func (r *Repo) verifyDerived(ctx context.Context, rep *VerifyReport, base string
 		stale(base+"Release.gpg", err.Error())
 	}
 	for _, f := range rel.Files {
+		if !stored(f.Path) {
+			continue
+		}
 		b, _, err := getAll(ctx, r.Store, base+f.Path)
 		if err != nil {
 			stale(base+f.Path, err.Error())

@@ -259,6 +259,9 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	}
 	for _, f := range files {
 		rel.Files = append(rel.Files, f.rf)
+		if f.data == nil {
+			continue
+		}
 		if st.release != nil {
 			if old, ok := st.release.File(f.path); ok && old.SHA256 == f.rf.SHA256 {
 				continue // unchanged: its by-hash object is already there
@@ -319,6 +322,9 @@ func (r *Repo) writeDerived(ctx context.Context, dist, etag string, release, det
 	}
 	r.step(StepRelease)
 	for _, f := range files {
+		if f.data == nil {
+			continue
+		}
 		if err := r.put(ctx, base+f.path, f.data); err != nil {
 			return err
 		}
@@ -381,6 +387,9 @@ func (r *Repo) Repair(ctx context.Context, dist string) (string, error) {
 		return "", err
 	}
 	for _, f := range rel.Files {
+		if !stored(f.Path) {
+			continue
+		}
 		b, _, err := getAll(ctx, r.Store, byHashKey(dist, f.Path, f.SHA256))
 		if err != nil {
 			return "", err

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/klauspost/compress/gzip"
 	"regexp"
 	"slices"
 )
@@ -134,7 +135,7 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			if !arch(a) {
 				continue
 			}
-			path := comp + "/binary-" + a + "/Packages"
+			path := comp + "/binary-" + a + "/Packages.gz"
 			rf, ok := rel.File(path)
 			if !ok {
 				return nil, fmt.Errorf("%s: %w: %s not listed", inReleaseKey(dist), ErrCorrupt, path)
@@ -155,7 +156,8 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 	return d, nil
 }
 
-// readPackages fetches the index rf by hash and checks its checksum.
+// readPackages fetches the index rf (Packages.gz) by hash, checks its
+// checksum and parses it.
 func readPackages(ctx context.Context, s Store, dist, comp string, rf ReleaseFile) ([]Package, error) {
 	key := byHashKey(dist, rf.Path, rf.SHA256)
 	data, _, err := getAll(ctx, s, key)
@@ -165,7 +167,30 @@ func readPackages(ctx context.Context, s Store, dist, comp string, rf ReleaseFil
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rf.SHA256 || int64(len(data)) != rf.Size {
 		return nil, fmt.Errorf("%s: %w", key, ErrCorrupt)
 	}
-	pkgs, err := ParsePackages(data, comp)
+	return parseCompressed(key, data, comp)
+}
+
+// gunzipAll decompresses data.
+func gunzipAll(data []byte) ([]byte, error) {
+	z, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	var plain bytes.Buffer
+	plain.Grow(len(data) * 6)
+	if _, err := plain.ReadFrom(z); err != nil {
+		return nil, err
+	}
+	return plain.Bytes(), nil
+}
+
+// parseCompressed parses a Packages.gz held in data.
+func parseCompressed(key string, data []byte, comp string) ([]Package, error) {
+	plain, err := gunzipAll(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pkgs, err := ParsePackages(plain, comp)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
