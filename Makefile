@@ -86,6 +86,39 @@ bench-publish: ## publish one .deb into 1,000/10,000-version dists: aptfleet vs 
 	@for t in aptly /usr/bin/time; do command -v $$t >/dev/null || { echo "bench-publish: $$t is not installed (run make deps)"; exit 1; }; done
 	$(GO) run ./repo/internal/bench $(BENCH_PUBLISH_FLAGS)
 
+# --- notifier: the Lambda function's zips ------------------------------------------
+
+# Where `make lambda` writes notifier_linux_{amd64,arm64}.zip (each holds one
+# executable, bootstrap, for the provided.al2023 runtime).
+LAMBDA_DIR   ?= dist/lambda
+LAMBDA_ARCHS := amd64 arm64
+# Every zip entry gets this time, so the zips are byte-identical across builds.
+LAMBDA_MTIME := 1980-01-01 00:00:00
+
+.PHONY: lambda
+lambda: ## build the notifier Lambda zips into $(LAMBDA_DIR) (bootstrap for linux/amd64 and arm64), reproducibly
+	@set -euo pipefail; v='$(VERSION)'; out='$(abspath $(LAMBDA_DIR))'; mkdir -p "$$out"; \
+	for arch in $(LAMBDA_ARCHS); do \
+	  work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -tags lambda.norpc \
+	    -ldflags "-s -w -buildid= -X main.version=$$v" -o "$$work/bootstrap" ./cmd/notifier; \
+	  chmod 0755 "$$work/bootstrap"; TZ=UTC touch -d '$(LAMBDA_MTIME)' "$$work/bootstrap"; \
+	  (cd "$$work" && TZ=UTC zip -q -X -D -9 notifier.zip bootstrap); \
+	  mv "$$work/notifier.zip" "$$out/notifier_linux_$$arch.zip"; rm -rf "$$work"; \
+	  echo "$(LAMBDA_DIR)/notifier_linux_$$arch.zip $$(sha256sum "$$out/notifier_linux_$$arch.zip" | cut -c1-64)"; \
+	done
+
+.PHONY: lambda-check
+lambda-check: ## build the Lambda zips twice, the second time with an empty Go build cache, and require identical bytes
+	@set -euo pipefail; v='$(VERSION)'; a=$$(mktemp -d); b=$$(mktemp -d); cache=$$(mktemp -d); \
+	trap 'rm -rf "$$a" "$$b" "$$cache"' EXIT; \
+	$(MAKE) --no-print-directory lambda LAMBDA_DIR="$$a" VERSION="$$v"; \
+	GOCACHE="$$cache" $(MAKE) --no-print-directory lambda LAMBDA_DIR="$$b" VERSION="$$v"; \
+	for arch in $(LAMBDA_ARCHS); do \
+	  cmp "$$a/notifier_linux_$$arch.zip" "$$b/notifier_linux_$$arch.zip"; \
+	  unzip -Z -l "$$a/notifier_linux_$$arch.zip" | grep -q -- '-rwxr-xr-x.* bootstrap$$'; \
+	done; echo "lambda-check: both builds byte-identical"
+
 # --- user-data and Terraform -----------------------------------------------------
 
 # terraform cannot be built with `go install` (replace directives in its go.mod):
