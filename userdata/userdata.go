@@ -139,7 +139,7 @@ var (
 	hostPortRE = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$`)
 	endpointRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
 	keyIDRE    = regexp.MustCompile(`^[A-Za-z0-9]+$`)
-	secretRE   = regexp.MustCompile(`^[A-Za-z0-9/+=]+$`)
+	secretRE   = regexp.MustCompile(`^[A-Za-z0-9/+=._-]+$`)
 	ssmNameRE  = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
 	asgRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 	urlRE      = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/?=&%+-]*)?$`)
