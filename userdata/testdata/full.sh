@@ -22,6 +22,7 @@ REDIS_AUTH_PARAMETER='/aptfleet/hello/production/redis-auth'
 SERF_KEY_PARAMETER='/aptfleet/hello/production/serf-key'
 SERF_JOIN_ASG='hello-production'
 SERF_BIND='0.0.0.0:7946'
+SERF_BIND=${SERF_BIND:-0.0.0.0:7946}
 HEALTH_URL='http://127.0.0.1:9000/healthz'
 SNS_TOPIC_ARN='arn:aws:sns:eu-west-1:123456789012:aptfleet-events'
 TARGET_GROUP_ARN='arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef'
@@ -159,19 +160,26 @@ if [ -n "$SERF_KEY_PARAMETER" ]; then
 fi
 unset value
 
+# asg_peers NAME prints the private addresses of the Auto Scaling group's
+# running instances, without this instance's own.
+asg_peers() {
+	local url=${EC2_ENDPOINT:-https://ec2.$REGION.amazonaws.com}
+	# shellcheck disable=SC2046 # one argument per local address
+	aws_call ec2 "$url/" application/x-www-form-urlencoded \
+		"Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=$1&Filter.2.Name=instance-state-name&Filter.2.Value.1=running" |
+		python3 -c 'import sys, xml.etree.ElementTree as ET
+ns = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
+for item in ET.parse(sys.stdin).iter(ns + "instancesSet"):
+    for i in item.findall(ns + "item"):
+        ip = i.findtext(ns + "privateIpAddress")
+        if ip and ip not in sys.argv[1:]: print(ip)' $(hostname -I)
+}
+
 JOIN=()
 if [ -n "$SERF_JOIN_ASG" ]; then
 	step "find Serf peers in Auto Scaling group $SERF_JOIN_ASG"
-	url=${EC2_ENDPOINT:-https://ec2.$REGION.amazonaws.com}
-	peers=$(aws_call ec2 "$url/" application/x-www-form-urlencoded \
-		"Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag:aws:autoscaling:groupName&Filter.1.Value.1=$SERF_JOIN_ASG&Filter.2.Name=instance-state-name&Filter.2.Value.1=running" |
-		python3 -c 'import sys, xml.etree.ElementTree as ET
-ns = "{http://ec2.amazonaws.com/doc/2016-11-15/}"
-for i in ET.parse(sys.stdin).iter(ns + "instancesSet"):
-    for item in i.findall(ns + "item"):
-        ip = item.findtext(ns + "privateIpAddress")
-        if ip: print(ip)')
-	for ip in $peers; do JOIN+=("$ip:7946"); done
+	peers=$(asg_peers "$SERF_JOIN_ASG")
+	for ip in $peers; do JOIN+=("$ip:${SERF_BIND##*:}"); done
 	log "Serf peers: ${JOIN[*]:-none}"
 fi
 JOIN+=('10.0.1.10:7946')
@@ -190,7 +198,7 @@ redis:
 EOF
 	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
 	echo "serf:"
-	if [ -n "$SERF_BIND" ]; then echo "  bind: \"$SERF_BIND\""; fi
+	echo "  bind: \"$SERF_BIND\""
 	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
 	echo "  join:"
 	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi

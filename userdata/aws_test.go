@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ func (s *ssmStandIn) serve(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, http.StatusBadRequest, "target %q", got)
 		return
 	}
-	if err := s.verify(r, body); err != nil {
+	if err := verifySigV4(r, body, "ssm", s.region, s.keyID, s.secret); err != nil {
 		s.reject(w, http.StatusForbidden, "signature: %v", err)
 		return
 	}
@@ -85,12 +86,13 @@ func (s *ssmStandIn) serve(w http.ResponseWriter, r *http.Request) {
 	}})
 }
 
-// verify recomputes the request's SigV4 signature over the headers it signed.
-func (s *ssmStandIn) verify(r *http.Request, body []byte) error {
+// verifySigV4 recomputes the request's SigV4 signature over the headers it
+// signed, with aws-sdk-go-v2's signer.
+func verifySigV4(r *http.Request, body []byte, service, region, keyID, secret string) error {
 	auth := r.Header.Get("Authorization")
-	prefix := "AWS4-HMAC-SHA256 Credential=" + s.keyID + "/"
+	prefix := "AWS4-HMAC-SHA256 Credential=" + keyID + "/"
 	if !strings.HasPrefix(auth, prefix) {
-		return fmt.Errorf("authorization %q is not SigV4 for key %s", auth, s.keyID)
+		return fmt.Errorf("authorization %q is not SigV4 for key %s", auth, keyID)
 	}
 	fields := map[string]string{}
 	for _, f := range strings.Split(strings.TrimPrefix(auth, "AWS4-HMAC-SHA256 "), ",") {
@@ -98,8 +100,8 @@ func (s *ssmStandIn) verify(r *http.Request, body []byte) error {
 		fields[k] = v
 	}
 	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[2] != s.region || scope[3] != "ssm" {
-		return fmt.Errorf("credential scope %q, want region %s service ssm", fields["Credential"], s.region)
+	if len(scope) != 5 || scope[2] != region || scope[3] != service {
+		return fmt.Errorf("credential scope %q, want region %s service %s", fields["Credential"], region, service)
 	}
 	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
 	if err != nil {
@@ -115,8 +117,8 @@ func (s *ssmStandIn) verify(r *http.Request, body []byte) error {
 		req.Header.Set(h, r.Header.Get(h))
 	}
 	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: s.keyID, SecretAccessKey: s.secret}
-	if err := v4.NewSigner().SignHTTP(r.Context(), creds, req, hex.EncodeToString(sum[:]), "ssm", s.region, when); err != nil {
+	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}
+	if err := v4.NewSigner().SignHTTP(r.Context(), creds, req, hex.EncodeToString(sum[:]), service, region, when); err != nil {
 		return err
 	}
 	_, want, _ := strings.Cut(req.Header.Get("Authorization"), "Signature=")
@@ -205,5 +207,104 @@ func TestSSMParameter(t *testing.T) {
 				t.Errorf("stand-in served %q", ssm.calls)
 			}
 		})
+	}
+}
+
+// describeInstances is a DescribeInstances answer as EC2 gives it (trimmed):
+// the primary address of each instance, and again in its network interfaces.
+const describeInstances = `<?xml version="1.0" encoding="UTF-8"?>
+<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
+  <requestId>8f7724cf-496f-496e-8fe3-example</requestId>
+  <reservationSet>
+    <item>
+      <reservationId>r-1234567890abcdef0</reservationId>
+      <ownerId>123456789012</ownerId>
+      <instancesSet>
+        <item>
+          <instanceId>i-0aaaaaaaaaaaaaaa1</instanceId>
+          <instanceState><code>16</code><name>running</name></instanceState>
+          <privateIpAddress>10.0.1.11</privateIpAddress>
+          <networkInterfaceSet><item><privateIpAddress>10.0.1.11</privateIpAddress></item></networkInterfaceSet>
+        </item>
+        <item>
+          <instanceId>i-0aaaaaaaaaaaaaaa2</instanceId>
+          <instanceState><code>16</code><name>running</name></instanceState>
+          <privateIpAddress>%s</privateIpAddress>
+        </item>
+      </instancesSet>
+    </item>
+    <item>
+      <reservationId>r-1234567890abcdef1</reservationId>
+      <instancesSet>
+        <item>
+          <instanceId>i-0aaaaaaaaaaaaaaa3</instanceId>
+          <privateIpAddress>10.0.2.12</privateIpAddress>
+        </item>
+      </instancesSet>
+    </item>
+  </reservationSet>
+</DescribeInstancesResponse>
+`
+
+// TestASGPeers runs the script's asg_peers against a hand-written
+// DescribeInstances stand-in (no EC2 API runs here) that checks the
+// signature and the filters; this machine's own address is left out.
+func TestASGPeers(t *testing.T) {
+	testenv.NeedTools(t, "bash", "curl", "python3", "hostname")
+	own, err := exec.Command("hostname", "-I").Output()
+	if err != nil || len(strings.Fields(string(own))) == 0 {
+		testenv.Skip(t, fmt.Sprintf("no local address from hostname -I (%v)", err))
+	}
+	self := strings.Fields(string(own))[0]
+	c := lab(t)
+	c.SerfJoinASG = "hello-production"
+	var rejected []string
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		fail := func(msg string) {
+			mu.Lock()
+			rejected = append(rejected, msg)
+			mu.Unlock()
+			http.Error(w, msg, http.StatusForbidden)
+		}
+		if err := verifySigV4(r, body, "ec2", c.Region, c.AccessKeyID, c.SecretAccessKey); err != nil {
+			fail(err.Error())
+			return
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("Action") != "DescribeInstances" ||
+			form.Get("Filter.1.Name") != "tag:aws:autoscaling:groupName" || form.Get("Filter.1.Value.1") != "hello-production" ||
+			form.Get("Filter.2.Name") != "instance-state-name" || form.Get("Filter.2.Value.1") != "running" {
+			fail("request " + string(body))
+			return
+		}
+		w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+		fmt.Fprintf(w, describeInstances, self)
+	}))
+	defer srv.Close()
+	c.EC2Endpoint = srv.URL
+	out, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(out)
+	var prog strings.Builder
+	prog.WriteString(shellPrologue(t, script))
+	for _, fn := range []string{"json_field", "aws_call", "aws_credentials", "asg_peers"} {
+		prog.WriteString(shellFunction(t, script, fn))
+	}
+	prog.WriteString("set -euo pipefail\naws_credentials\nasg_peers \"$SERF_JOIN_ASG\"\n")
+	cmd := exec.Command("bash", "-c", prog.String())
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil {
+		t.Fatalf("asg_peers: %v\n%s\nrejected: %q", err, stderr.Bytes(), rejected)
+	}
+	if want := "10.0.1.11\n10.0.2.12\n"; string(got) != want {
+		t.Errorf("asg_peers printed %q, want %q (without this host's %s)", got, want, self)
 	}
 }
