@@ -11,6 +11,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/aptfleet/aptfleet/repo/storeurl"
 )
 
 // DefaultConfigPath is where the agent's configuration lives on an instance.
@@ -62,9 +64,14 @@ type App struct {
 	Env string `yaml:"env"`
 	// Dist is the apt distribution the app is installed from. Default: Env.
 	Dist string `yaml:"dist"`
-	// Repo is the repository root: "s3://BUCKET/PREFIX" or an
-	// http(s):// URL. Required.
+	// Repo is the repository root: "s3://BUCKET/PREFIX", or a local
+	// directory (a path or file:///PATH). Required.
 	Repo string `yaml:"repo"`
+	// S3Endpoint is the base URL of an S3-compatible server. Default "": the
+	// AWS SDK's (AWS_ENDPOINT_URL_S3, ...), else AWS itself.
+	S3Endpoint string `yaml:"s3_endpoint"`
+	// S3Region is the bucket's region. Default "": the SDK's (AWS_REGION, IMDS).
+	S3Region string `yaml:"s3_region"`
 	// Keyring is the OpenPGP public keyring that signs the repository.
 	// Default "/etc/apt/keyrings/aptfleet.gpg".
 	Keyring string `yaml:"keyring"`
@@ -73,7 +80,8 @@ type App struct {
 	// SourcesList is the apt source file of this app's repository, the only
 	// one refreshed before an install. Default "/etc/apt/sources.list.d/aptfleet.sources".
 	SourcesList string `yaml:"sources_list"`
-	// Units are restarted after an install. Default: ["<name>.target"].
+	// Units are restarted after an install. Default: none listed, meaning
+	// <name>.target and every installed <name>-*.service.
 	Units []string `yaml:"units"`
 	// Health is the app's HTTP health check.
 	Health Health `yaml:"health"`
@@ -207,9 +215,6 @@ func defaultApp(a App) App {
 	if a.SourcesList == "" {
 		a.SourcesList = "/etc/apt/sources.list.d/aptfleet.sources"
 	}
-	if len(a.Units) == 0 {
-		a.Units = []string{a.Name + ".target"}
-	}
 	if a.Health.Consecutive == 0 {
 		a.Health.Consecutive = 3
 	}
@@ -313,14 +318,16 @@ func (c Config) Validate() error {
 		if !envRE.MatchString(a.Dist) {
 			return bad("%s.dist: %q is not a valid distribution name", field, a.Dist)
 		}
+		if a.Env != c.Apps[0].Env {
+			return bad("%s.env: %q differs from apps[0].env %q (a host belongs to one environment)", field, a.Env, c.Apps[0].Env)
+		}
 		key := a.Name + "/" + a.Env
 		if seen[key] {
 			return bad("%s: %s is listed twice", field, key)
 		}
 		seen[key] = true
-		if !strings.HasPrefix(a.Repo, "s3://") && !strings.HasPrefix(a.Repo, "http://") &&
-			!strings.HasPrefix(a.Repo, "https://") && !strings.HasPrefix(a.Repo, "file://") {
-			return bad("%s.repo: %q is not an s3://, http(s):// or file:// URL", field, a.Repo)
+		if _, err := storeurl.Parse(a.Repo); err != nil {
+			return bad("%s.repo: %s", field, err)
 		}
 		if a.Health.Consecutive < 1 {
 			return bad("%s.health.consecutive: %d is less than 1", field, a.Health.Consecutive)

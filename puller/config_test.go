@@ -23,7 +23,7 @@ func TestParseConfigFull(t *testing.T) {
 		t.Errorf("top-level fields not decoded: %+v", cfg)
 	}
 	a := cfg.Apps[0]
-	if a.Dist != "production" || a.Keyring != "/etc/apt/keyrings/aptfleet.gpg" || a.Units[0] != "hello.target" ||
+	if a.Dist != "production" || a.Keyring != "/etc/apt/keyrings/aptfleet.gpg" || len(a.Units) != 0 ||
 		a.Health.Consecutive != 5 || a.Health.Deadline != 60*time.Second || a.Drain.Time != 30*time.Second ||
 		a.Drain.ELBv2.Port != 8080 {
 		t.Errorf("app defaults or fields wrong: %+v", a)
@@ -31,7 +31,7 @@ func TestParseConfigFull(t *testing.T) {
 }
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := ParseConfig("min.yaml", strings.NewReader("apps: [{name: hello, env: staging, repo: 'http://127.0.0.1:1/r'}]\n"))
+	cfg, err := ParseConfig("min.yaml", strings.NewReader("apps: [{name: hello, env: staging, repo: 'file:///srv/repo'}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +44,12 @@ func TestParseConfigDefaults(t *testing.T) {
 }
 
 func TestParseConfigErrors(t *testing.T) {
-	const app = "apps: [{name: hello, env: staging, repo: 's3://b/p'}]\n"
+	const app = "apps: [{name: hello, env: staging, repo: 's3://bucket/p'}]\n"
 	tests := []struct {
 		name, yaml, want string
 	}{
 		{"unknown top-level key", app + "fractoin: 0.5\n", "field fractoin not found"},
-		{"unknown app key", "apps: [{name: hello, env: staging, repo: 's3://b/p', helth: {}}]\n", "field helth not found"},
+		{"unknown app key", "apps: [{name: hello, env: staging, repo: 's3://bucket/p', helth: {}}]\n", "field helth not found"},
 		{"bad cron spec", app + "schedule: '61 * * * *'\n", "schedule:"},
 		{"empty schedule", app + "schedule: ''\n", "schedule:"},
 		{"fraction zero", app + "fraction: 0\n", "fraction: 0 is outside (0, 1]"},
@@ -58,11 +58,12 @@ func TestParseConfigErrors(t *testing.T) {
 		{"no apps", "fraction: 0.5\n", "apps: at least one app"},
 		{"empty file", "", "empty file"},
 		{"bad duration", app + "jitter: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
-		{"bad repo", "apps: [{name: hello, env: staging, repo: 'ftp://x'}]\n", "apps[0].repo"},
-		{"bad app name", "apps: [{name: Hello_World, env: staging, repo: 's3://b/p'}]\n", "apps[0].name"},
-		{"duplicate app", "apps: [{name: hello, env: s, repo: 's3://b/p'}, {name: hello, env: s, repo: 's3://b/p'}]\n", "listed twice"},
-		{"bad drain", "apps: [{name: hello, env: s, repo: 's3://b/p', drain: {strategy: magic}}]\n", "apps[0].drain.strategy"},
-		{"haproxy without backend", "apps: [{name: hello, env: s, repo: 's3://b/p', drain: {strategy: haproxy}}]\n", "backend"},
+		{"bad repo", "apps: [{name: hello, env: staging, repo: 'ftp://x'}]\n", "apps[0].repo: bad repository URL"},
+		{"bad app name", "apps: [{name: Hello_World, env: staging, repo: 's3://bucket/p'}]\n", "apps[0].name"},
+		{"two envs", "apps: [{name: hello, env: s, repo: 's3://bucket/p'}, {name: world, env: t, repo: 's3://bucket/p'}]\n", "one environment"},
+		{"duplicate app", "apps: [{name: hello, env: s, repo: 's3://bucket/p'}, {name: hello, env: s, repo: 's3://bucket/p'}]\n", "listed twice"},
+		{"bad drain", "apps: [{name: hello, env: s, repo: 's3://bucket/p', drain: {strategy: magic}}]\n", "apps[0].drain.strategy"},
+		{"haproxy without backend", "apps: [{name: hello, env: s, repo: 's3://bucket/p', drain: {strategy: haproxy}}]\n", "backend"},
 		{"two passwords", app + "redis: {password: a, password_file: /x}\n", "both set"},
 		{"bad log format", app + "log_format: xml\n", "log_format"},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -126,7 +127,7 @@ func (s *Store) Status(ctx context.Context, app, env string, liveWithin time.Dur
 			list = append(list, fmt.Sprintf("%s on %d", v, n))
 		}
 		sort.Strings(list)
-		st.Warning = fmt.Sprintf("%d versions running after the rollout ended: %v", len(versions), list)
+		st.Warning = fmt.Sprintf("%d versions running after the rollout ended: %s", len(versions), strings.Join(list, ", "))
 	}
 	return st, nil
 }
