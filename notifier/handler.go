@@ -22,7 +22,7 @@ var _ Poster = (*Webhook)(nil)
 type Handler struct {
 	Poster Poster
 	Config Config
-	Logger *slog.Logger
+	Logger *slog.Logger // default slog.Default()
 }
 
 // Handle decodes, renders and posts every record. A message Slack refuses
@@ -30,14 +30,18 @@ type Handler struct {
 // retried; a failure that may pass (5xx, a rate limit with no time left to
 // wait, the network) is returned, so Lambda retries the invocation.
 func (h *Handler) Handle(ctx context.Context, ev events.SNSEvent) error {
+	logger := h.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
 	if len(ev.Records) == 0 {
-		h.Logger.WarnContext(ctx, "event has no SNS records; nothing to send")
+		logger.WarnContext(ctx, "event has no SNS records; nothing to send")
 		return nil
 	}
 	var errs []error
 	for i, rec := range ev.Records {
 		msg := Decode(rec.SNS.Message)
-		log := h.Logger.With("message_id", rec.SNS.MessageID, "kind", string(msg.Kind))
+		log := logger.With("message_id", rec.SNS.MessageID, "kind", string(msg.Kind))
 		err := h.Poster.Post(ctx, Render(rec.SNS, msg, h.Config))
 		var se *Error
 		switch {
