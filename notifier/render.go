@@ -432,6 +432,15 @@ func condition(t Trigger) string {
 		first, size := utf8.DecodeRuneInString(t.Statistic)
 		stat = strings.ToUpper(string(first)) + strings.ToLower(t.Statistic[size:])
 	}
+	if stat == "" {
+		// A metric-math alarm compares the query that returns data.
+		for _, q := range t.Metrics {
+			if q.ReturnData {
+				stat = q.ID
+				break
+			}
+		}
+	}
 	op, ok := comparisons[t.ComparisonOperator]
 	if !ok {
 		op = t.ComparisonOperator
