@@ -140,3 +140,14 @@ packages: ## build bin/puller and package it with pkgbuild: dist/puller_<version
 	@deb=$$($(GO) run ./cmd/pkgbuild build --spec packaging/puller/package.yaml --out dist) && echo "$$deb" && \
 	if command -v lintian >/dev/null; then lintian --fail-on error --suppress-tags initial-upload-closes-no-bugs,no-manual-page "$$deb"; \
 	else echo "packages: lintian is not installed; not checked (run make deps)"; fi
+
+# --- puller: the agent's rollout and idle-tick benchmark ---------------------------
+
+BENCH_ROLLOUT_FLAGS ?= -n 10,100,300 -d 2s -ticks 20
+
+.PHONY: bench-rollout
+bench-rollout: ## rollout wall time (N = 10, 100, 300 agents, fraction 1/3) and the real puller's idle tick
+	@command -v redis-server >/dev/null || { echo "bench-rollout: redis-server is not installed (run make deps)"; exit 1; }
+	@mkdir -p bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/puller ./cmd/puller
+	$(GO) run ./puller/internal/rolloutbench $(BENCH_ROLLOUT_FLAGS) -idle -puller bin/puller
