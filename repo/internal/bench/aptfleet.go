@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 )
 
 // aptfleet drives `pkgbuild publish` against the benchmark server, with the
@@ -63,8 +65,29 @@ func (a *aptfleet) publish(ctx context.Context, p pkg) (result, error) {
 	return run(ctx, a.dir, a.env, a.publishArgs(p)...)
 }
 
-// check runs `pkgbuild verify` on the repository (not timed).
-func (a *aptfleet) check(ctx context.Context) error {
-	_, err := run(ctx, a.dir, a.env, a.bin, "verify", "--repo", a.repoURL)
-	return err
+// check runs `pkgbuild verify` on the repository and checks with `pkgbuild
+// list` that the dist lists want versions (not timed).
+func (a *aptfleet) check(ctx context.Context, want int, published []pkg) error {
+	if _, err := run(ctx, a.dir, a.env, a.bin, "verify", "--repo", a.repoURL, "--key", a.key); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, a.bin, "list", "--repo", a.repoURL, "--dist", "bench", "--key", a.key)
+	cmd.Env = append(cmd.Environ(), a.env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("pkgbuild list: %w", err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		listed[line] = true
+	}
+	if len(listed) != want {
+		return fmt.Errorf("pkgbuild list shows %d versions, want %d", len(listed), want)
+	}
+	for _, p := range published {
+		if !listed[p.Name+" "+p.Version+" amd64"] {
+			return fmt.Errorf("published %s %s is not listed: %q", p.Name, p.Version, lastLines(string(out), 3))
+		}
+	}
+	return nil
 }

@@ -17,12 +17,14 @@ import (
 // pkg is one generated package.
 type pkg struct {
 	Name, Version, Path string
+	upstream            string // Version without the Debian revision
 }
 
 // pkgName and pkgVersion name the n-th package and its v-th version (v from
 // 1). Versions sort as dpkg sorts them: 1.0.1-1 < 1.0.2-1 < ... < 1.0.200-1.
 func pkgName(n int) string    { return fmt.Sprintf("bench-app-%02d", n) }
-func pkgVersion(v int) string { return fmt.Sprintf("1.0.%d-1", v) }
+func pkgVersion(v int) string { return upstream(v) + "-1" }
+func upstream(v int) string   { return fmt.Sprintf("1.0.%d", v) }
 
 // generate builds (or finds, from an earlier run) the .deb of every
 // (name, version) in names x versions under dir, with nfpm as pkgbuild does.
@@ -37,7 +39,7 @@ func generate(ctx context.Context, dir string, names, versions []int) ([]pkg, er
 	var todo []pkg
 	for _, n := range names {
 		for _, v := range versions {
-			p := pkg{Name: pkgName(n), Version: pkgVersion(v)}
+			p := pkg{Name: pkgName(n), Version: pkgVersion(v), upstream: upstream(v)}
 			p.Path = filepath.Join(dir, fmt.Sprintf("%s_%s_amd64.deb", p.Name, p.Version))
 			todo = append(todo, p)
 		}
@@ -83,7 +85,8 @@ func buildDeb(p pkg, payload string) error {
 		Name:        p.Name,
 		Arch:        "amd64",
 		Platform:    "linux",
-		Version:     p.Version,
+		Version:     p.upstream,
+		Release:     "1",
 		Section:     "web",
 		Priority:    "optional",
 		Maintainer:  "Bench <bench@example.com>",
@@ -99,6 +102,9 @@ func buildDeb(p pkg, payload string) error {
 		},
 	})
 	info.VersionSchema = "none"
+	if got := info.Version + "-" + info.Release; got != p.Version {
+		return fmt.Errorf("build %s: version %s, want %s", p.Name, got, p.Version)
+	}
 	var buf bytes.Buffer
 	if err := deb.Default.Package(info, &buf); err != nil {
 		return fmt.Errorf("build %s %s: %w", p.Name, p.Version, err)

@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +95,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
 	}
+	loadStart := loadavg()
 	maxPer := slices.Max(o.sizes) / names
 	// Measured packages: new versions above every seeded one.
 	variants := 2 // aptly runs twice: defaults, and without Contents and bz2
@@ -141,6 +143,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			publish func(context.Context, pkg) (result, error)
 		}
 		var tools []tool
+		var check func(context.Context, int, []pkg) error
+		var published []pkg
 		if o.tools["aptfleet"] {
 			a, err := newAptfleet(bin, o.work, srv.URL, "aptfleet", prefix, k)
 			if err != nil {
@@ -153,11 +157,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			logf("aptfleet: seeded in %.1fs", time.Since(t).Seconds())
 			tools = append(tools, tool{"aptfleet", a.publish})
-			defer func() {
-				if err := a.check(ctx); err != nil {
-					logf("aptfleet: verify after the runs FAILED: %v", err)
-				}
-			}()
+			check = a.check
 		}
 		if o.tools["aptly"] {
 			for _, lean := range []bool{false, true} {
@@ -202,11 +202,33 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				logf("%-34s n=%-6d run %d: %.3fs %d requests (%s) %s uploaded, %s peak", t.name, n, r+1,
 					res.Wall.Seconds(), res.Requests, res.kinds(), size(res.Uploaded), size(res.MaxRSS))
 				byTool[t.name].results = append(byTool[t.name].results, res)
+				if t.name == "aptfleet" {
+					published = append(published, p)
+				}
 			}
 		}
+		if check != nil {
+			if err := check(ctx, n+len(published), published); err != nil {
+				return fmt.Errorf("aptfleet's repository after the runs at %d: %w", n, err)
+			}
+			logf("aptfleet: verify passed; list shows all %d versions", n+len(published))
+		}
 	}
-	printTable(stdout, rows, o.runs)
+	printTable(stdout, rows, o.runs, loadStart, loadavg())
 	return nil
+}
+
+// loadavg returns the 1-minute load average, "" where unknown.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }
 
 func seq(from, to int) []int {
@@ -244,8 +266,9 @@ func median[T any](xs []T, key func(T) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func printTable(w io.Writer, rows []row, runs int) {
-	fmt.Fprintf(w, "\npublish one .deb into a dist of N versions, gofakes3 on loopback, median of %d runs\n\n", runs)
+func printTable(w io.Writer, rows []row, runs int, loadStart, loadEnd string) {
+	fmt.Fprintf(w, "\npublish one .deb into a dist of N versions, gofakes3 on loopback, median of %d runs (%d CPUs, load average %s at start, %s at end)\n\n",
+		runs, runtime.NumCPU(), loadStart, loadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tool\tN\tmedian s\tmin s\tmax s\tS3 requests\tuploaded\tpeak RSS\tvs aptly\t")
 	ref := map[int]float64{}
