@@ -121,12 +121,7 @@ func ParsePackages(data []byte, component string) ([]Package, error) {
 		} else {
 			raw, data = data[:end+1], data[end+2:]
 		}
-		p := Package{
-			Name: fieldValue(raw, "Package"), Version: fieldValue(raw, "Version"),
-			Architecture: fieldValue(raw, "Architecture"), Component: component,
-			Filename: fieldValue(raw, "Filename"), SHA256: fieldValue(raw, "SHA256"), Raw: raw,
-		}
-		size, err := strconv.ParseInt(fieldValue(raw, "Size"), 10, 64)
+		p, size, err := parseEntry(raw, component)
 		if p.Name == "" || p.Version == "" || p.Architecture == "" || p.Filename == "" || p.SHA256 == "" || err != nil {
 			return nil, fmt.Errorf("%w: Packages entry %q lacks Package, Version, Architecture, Filename, Size or SHA256",
 				ErrBadControl, truncate(string(raw), 60))
@@ -319,4 +314,47 @@ func renderPackages(dir string, pkgs []Package, withXZ, withSHA512 bool) ([]inde
 		files = append(files, newIndexFile(dir+"/Packages.xz", xb.Bytes(), withSHA512))
 	}
 	return files, nil
+}
+
+// parseEntry reads the fields the repository needs from one Packages
+// paragraph in a single pass.
+func parseEntry(raw []byte, component string) (Package, int64, error) {
+	p := Package{Component: component, Raw: raw}
+	var size int64 = -1
+	var err error
+	rest := raw
+	for len(rest) > 0 {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
+			continue
+		}
+		i := bytes.IndexByte(line, ':')
+		if i <= 0 {
+			continue
+		}
+		val := string(bytes.TrimSpace(line[i+1:]))
+		switch string(line[:i]) {
+		case "Package":
+			p.Name = val
+		case "Version":
+			p.Version = val
+		case "Architecture":
+			p.Architecture = val
+		case "Filename":
+			p.Filename = val
+		case "SHA256":
+			p.SHA256 = val
+		case "Size":
+			size, err = strconv.ParseInt(val, 10, 64)
+		}
+	}
+	if size < 0 && err == nil {
+		err = fmt.Errorf("no Size")
+	}
+	return p, size, err
 }

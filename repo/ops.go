@@ -40,7 +40,7 @@ func (r Ref) matches(p Package) bool {
 // List returns every package in dist, all architectures and components,
 // sorted by name and newest version first.
 func (r *Repo) List(ctx context.Context, dist string) ([]Package, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true })
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 				}
 				return false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, to, old.Filename)
 			}
-			st.pkgs[p.key()] = p
+			st.add(p)
 			added = append(added, p)
 		}
 		return len(added) > 0, nil

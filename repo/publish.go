@@ -13,6 +13,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -152,25 +153,40 @@ type state struct {
 	etag    string   // InRelease's; "" for a new dist
 	release *Release // nil for a new dist
 	pkgs    map[pkgKey]Package
+	order   []pkgKey // index order; new entries go last
 }
 
-func (s *state) sorted() []Package {
-	out := make([]Package, 0, len(s.pkgs))
-	for _, p := range s.pkgs {
-		out = append(out, p)
+// add inserts or replaces p.
+func (s *state) add(p Package) {
+	if _, ok := s.pkgs[p.key()]; !ok {
+		s.order = append(s.order, p.key())
 	}
-	SortPackages(out)
+	s.pkgs[p.key()] = p
+}
+
+// ordered returns the packages in index order: the order they were read
+// in, then the ones added. Keeping it avoids sorting 10,000 entries by
+// version on every publish; apt does not care about the order.
+func (s *state) ordered() []Package {
+	out := make([]Package, 0, len(s.pkgs))
+	seen := make(map[pkgKey]bool, len(s.pkgs))
+	for _, k := range s.order {
+		if p, ok := s.pkgs[k]; ok && !seen[k] {
+			seen[k] = true
+			out = append(out, p)
+		}
+	}
 	return out
 }
 
 func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true })
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, false)
 	if err != nil {
 		return nil, err
 	}
 	st := &state{dist: dist, etag: d.ETag, release: d.Release, pkgs: make(map[pkgKey]Package, len(d.Packages))}
 	for _, p := range d.Packages {
-		st.pkgs[p.key()] = p
+		st.add(p)
 	}
 	return st, nil
 }
@@ -221,7 +237,7 @@ func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) 
 // if it still has the ETag st was read at. It returns an error wrapping
 // ErrPrecondition when another writer committed first.
 func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
-	pkgs := st.sorted()
+	pkgs := st.ordered()
 	archs := slices.Clone(cfg.Architectures)
 	comps := []string{cfg.Component}
 	if st.release != nil {
@@ -426,27 +442,29 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 	if err := CheckDist(component); err != nil {
 		return nil, fmt.Errorf("component: %w", err)
 	}
-	var debs []localDeb
-	seen := map[string]string{}
-	for _, p := range paths {
-		d, err := readDebFile(p)
+	debs := make([]localDeb, len(paths))
+	if err := parallel(len(paths), func(i int) error {
+		d, err := readDebFile(paths[i])
 		if err != nil {
-			return nil, err
+			return err
 		}
-		key := PoolPath(component, d.Control)
-		if prev, ok := seen[key]; ok {
-			return nil, fmt.Errorf("%s: same package as %s", p, prev)
+		debs[i] = localDeb{path: paths[i], deb: d, key: PoolPath(component, d.Control)}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	seen := map[string]string{}
+	for _, d := range debs {
+		if prev, ok := seen[d.key]; ok {
+			return nil, fmt.Errorf("%s: same package as %s", d.path, prev)
 		}
-		seen[key] = p
-		debs = append(debs, localDeb{path: p, deb: d, key: key})
+		seen[d.key] = d.path
 	}
 	if len(debs) == 0 {
 		return nil, errors.New("no .deb files given")
 	}
-	for _, d := range debs {
-		if err := r.putPool(ctx, d); err != nil {
-			return nil, err
-		}
+	if err := parallel(len(debs), func(i int) error { return r.putPool(ctx, debs[i]) }); err != nil {
+		return nil, err
 	}
 	r.step(StepPool)
 	var added []Package
@@ -460,7 +478,7 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 				}
 				return false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, dist, old.Filename)
 			}
-			st.pkgs[p.key()] = p
+			st.add(p)
 			added = append(added, p)
 		}
 		return len(added) > 0, nil
@@ -519,4 +537,31 @@ func objectSHA256(ctx context.Context, s Store, key string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", key, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// parallel runs fn(0..n-1) on up to 8 goroutines and returns the first
+// error (by index), after every call has returned.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return firstErr(errs)
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

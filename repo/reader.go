@@ -83,7 +83,7 @@ func (r *Reader) Dist(ctx context.Context, dist string) (*Dist, error) {
 	if arch == "" {
 		arch = "amd64"
 	}
-	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch })
+	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true)
 }
 
 func inReleaseKey(dist string) string { return "dists/" + dist + "/InRelease" }
@@ -108,8 +108,9 @@ func getAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
 // readDist reads InRelease, verifies it, and reads the uncompressed
 // Packages index (by hash) of every component and every architecture arch
 // accepts. Entries listed under several architectures (Architecture: all)
-// are returned once.
-func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool) (*Dist, error) {
+// are returned once, sorted by SortPackages if sorted is set, else in index
+// order.
+func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool) (*Dist, error) {
 	if err := CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
@@ -129,7 +130,7 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 		return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
 	}
 	d := &Dist{Name: dist, ETag: o.ETag, Release: rel}
-	seen := map[pkgKey]bool{}
+	var seen map[pkgKey]bool // only needed with several indexes
 	for _, comp := range rel.Components {
 		for _, a := range rel.Architectures {
 			if !arch(a) {
@@ -144,6 +145,16 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			if err != nil {
 				return nil, err
 			}
+			if d.Packages == nil {
+				d.Packages = pkgs
+				continue
+			}
+			if seen == nil {
+				seen = make(map[pkgKey]bool, len(d.Packages))
+				for _, p := range d.Packages {
+					seen[p.key()] = true
+				}
+			}
 			for _, p := range pkgs {
 				if !seen[p.key()] {
 					seen[p.key()] = true
@@ -152,7 +163,9 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			}
 		}
 	}
-	SortPackages(d.Packages)
+	if sorted {
+		SortPackages(d.Packages)
+	}
 	return d, nil
 }
 
