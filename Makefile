@@ -182,3 +182,18 @@ BENCH_BUILD_RUNS ?= 3
 bench-build: ## pkgbuild build vs dpkg-deb --build on a 200 MB tree (gzip -9), same run: times and ratio
 	@command -v dpkg-deb >/dev/null || { echo "bench-build: dpkg-deb is not installed"; exit 1; }
 	$(GO) test -run '^$$' -bench BuildVsDpkgDeb -benchtime $(BENCH_BUILD_RUNS)x ./pkgbuild
+
+# --- repository: publish, promote, list and verify the hello package locally ------
+
+DEMO_REPO ?= .demo/repo
+
+.PHONY: demo-repo
+demo-repo: hello ## publish hello to a local signed repo (staging), promote it to production, list and verify
+	@mkdir -p .demo
+	$(GO) build -trimpath -o .demo/pkgbuild ./cmd/pkgbuild
+	@test -f .demo/signing.asc || .demo/pkgbuild key generate --out .demo/signing.asc --public .demo/repo.gpg
+	APTFLEET_SIGNING_KEY_FILE=.demo/signing.asc .demo/pkgbuild publish --repo $(DEMO_REPO) --dist staging dist/hello_$(HELLO_VERSION)_amd64.deb
+	APTFLEET_SIGNING_KEY_FILE=.demo/signing.asc .demo/pkgbuild promote --repo $(DEMO_REPO) --from staging --to production hello=$(HELLO_VERSION)
+	.demo/pkgbuild list --repo $(DEMO_REPO) --dist production --keyring .demo/repo.gpg
+	.demo/pkgbuild verify --repo $(DEMO_REPO) --keyring .demo/repo.gpg
+	@echo "apt source: deb [signed-by=$(CURDIR)/.demo/repo.gpg] file:$(CURDIR)/$(DEMO_REPO) production main"
