@@ -201,3 +201,73 @@ func TestVerifyFindsDamage(t *testing.T) {
 		})
 	}
 }
+
+func TestArchitectures(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	all := repotest.WriteDeb(t, f.debs, repotest.Spec{Name: "hello-data", Version: "1.0-1", Arch: "all"})
+	arm := repotest.WriteDeb(t, f.debs, repotest.Spec{Name: "hello", Version: "1.0-1", Arch: "arm64"})
+	f.publish("staging", f.deb("hello", "1.0-1"), all, arm)
+	eq(t, "list", f.list("staging"), []string{"hello 1.0-1 amd64", "hello 1.0-1 arm64", "hello-data 1.0-1 all"})
+	for arch, want := range map[string][]string{
+		"amd64": {"hello 1.0-1 amd64", "hello-data 1.0-1 all"},
+		"arm64": {"hello 1.0-1 arm64", "hello-data 1.0-1 all"},
+	} {
+		r := &repo.Reader{Store: f.repo.Store, Keyring: f.key.Signer.Keyring(), Architecture: arch}
+		pkgs, err := r.Index(ctx, "staging")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range pkgs {
+			got = append(got, p.String())
+		}
+		eq(t, "Reader "+arch, got, want)
+	}
+	d, err := (&repo.Reader{Store: f.repo.Store, Keyring: f.key.Signer.Keyring()}).Dist(ctx, "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "Architectures", d.Release.Architectures, []string{"amd64", "arm64"})
+	if _, err := f.repo.Yank(ctx, "staging", []repo.Ref{{Name: "hello", Version: "1.0-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "after yank", f.list("staging"), []string{"hello-data 1.0-1 all"})
+	f.verify()
+}
+
+func TestReaderCheck(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r := &repo.Reader{Store: f.repo.Store, Keyring: f.key.Signer.Keyring()}
+	if _, _, err := r.Check(ctx, "staging", ""); !errors.Is(err, repo.ErrNoDist) {
+		t.Fatalf("Check of a missing dist: %v", err)
+	}
+	f.publish("staging", f.deb("hello", "1.0-1"))
+	changed, etag, err := r.Check(ctx, "staging", "")
+	if err != nil || !changed || etag == "" {
+		t.Fatalf("first Check = %v %q %v", changed, etag, err)
+	}
+	if changed, same, err := r.Check(ctx, "staging", etag); err != nil || changed || same != etag {
+		t.Fatalf("Check with the current ETag = %v %q %v", changed, same, err)
+	}
+	f.publish("staging", f.deb("hello", "1.1-1"))
+	changed, etag2, err := r.Check(ctx, "staging", etag)
+	if err != nil || !changed || etag2 == etag {
+		t.Fatalf("Check after a publish = %v %q %v", changed, etag2, err)
+	}
+	pkgs, err := r.Index(ctx, "staging")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := repo.Latest(pkgs, "hello", nil); !ok || p.Version != "1.1-1" {
+		t.Errorf("Latest = %v", p)
+	}
+	if p, _ := repo.Latest(pkgs, "hello", func(v string) bool { return v == "1.1-1" }); p.Version != "1.0-1" {
+		t.Errorf("Latest skipping 1.1-1 = %v", p)
+	}
+	wrong := repotest.NewKey(t, t.TempDir(), "")
+	if _, err := (&repo.Reader{Store: f.repo.Store, Keyring: wrong.Signer.Keyring()}).Index(ctx, "staging"); !errors.Is(err, repo.ErrBadSignature) {
+		t.Errorf("Index with the wrong key: %v", err)
+	}
+}
