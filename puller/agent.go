@@ -542,9 +542,16 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (*redisl
 	app, env := ar.Name, ar.Env
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var lastCheck time.Time
 	req := func() redislock.Request {
-		if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
-			cancel(errTargetBroken)
+		// Every waiter is woken by every release; reading the broken mark at
+		// most once per poll interval keeps that wake-up cheap. A host that is
+		// admitted reads the mark again before its first step.
+		if now := time.Now(); now.Sub(lastCheck) >= a.cfg.LockPoll {
+			lastCheck = now
+			if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
+				cancel(errTargetBroken)
+			}
 		}
 		return redislock.Request{
 			Key:    app + ":" + env,

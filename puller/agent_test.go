@@ -17,6 +17,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -206,7 +207,7 @@ func newTestbed(t *testing.T) *testbed {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
 	cfg := DefaultConfig()
-	cfg.Apps = []App{defaultApp(App{Name: "hello", Env: "staging", Repo: "http://127.0.0.1/r"})}
+	cfg.Apps = []App{defaultApp(App{Name: "hello", Env: "staging", Repo: "s3://bucket/fleet"})}
 	cfg.Fraction = 1.0 / 3
 	cfg.LockTTL = time.Second
 	cfg.Schedule = "@every 1h"
@@ -223,13 +224,18 @@ func newTestbed(t *testing.T) *testbed {
 
 func (tb *testbed) agent(host string, log *slog.Logger) *Agent {
 	tb.t.Helper()
+	return tb.agentWith(host, log, tb.members, nil)
+}
+
+func (tb *testbed) agentWith(host string, log *slog.Logger, members Membership, tagger VersionTagger) *Agent {
+	tb.t.Helper()
 	steps := tb.fleet.host(host)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	a, err := New(tb.cfg, host, Deps{
 		Apps: []AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
-		Lock: tb.sem, State: tb.state, Members: tb.members, Publisher: tb.events,
+		Lock: tb.sem, State: tb.state, Members: members, Tagger: tagger, Publisher: tb.events,
 		Compare: strings.Compare, // test versions are single-digit x.y-1: string order is dpkg order
 		Logger:  log,
 	})
@@ -251,28 +257,77 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startMember runs a real Serf member on loopback tagged with hello/staging.
+func startMember(t *testing.T, name string, join []string) *gossip.Member {
+	t.Helper()
+	cfg := gossip.DefaultConfig()
+	cfg.NodeName = name
+	cfg.BindAddr = "127.0.0.1"
+	cfg.BindPort = 0
+	cfg.Join = join
+	cfg.Timing = gossip.FastTiming()
+	cfg.Tags = map[string]string{gossip.TagApps: "hello", gossip.TagEnv: "staging"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := gossip.Start(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		m.Leave(ctx)
+	})
+	return m
+}
+
 func TestRolloutHaltsOnFailingVersion(t *testing.T) {
 	tb := newTestbed(t)
 	const n = 9 // cap = floor(9/3) = 3
-	tb.members.n.Store(n)
 	tb.fleet.installD = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	var agents []*Agent
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
+	// Every agent embeds a real Serf member; the cap comes from their count
+	// and the deploy trigger is a real gossip "deploy" event.
+	var join []string
+	var members []*gossip.Member
 	for i := 0; i < n; i++ {
 		h := fmt.Sprintf("i-%02d", i)
+		m := startMember(t, h, join)
+		if i == 0 {
+			join = []string{m.Addr()}
+		}
+		members = append(members, m)
 		tb.fleet.installed[h] = "1.0-1"
-		a := tb.agent(h, nil)
+		a := tb.agentWith(h, nil, m, m)
 		agents = append(agents, a)
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); a.Run(ctx) }()
-	}
-	notifyAll := func() {
-		for _, a := range agents {
-			if !a.Notify("hello", "staging") {
-				t.Fatal("Notify ignored the agent's own app")
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case d := <-m.Deploys():
+					a.Notify(d.App, d.Env)
+				}
 			}
+		}()
+	}
+	waitFor(t, "every member sees 9 alive", func() bool {
+		for _, m := range members {
+			if m.Alive("hello", "staging") != n {
+				return false
+			}
+		}
+		return true
+	})
+	notifyAll := func() {
+		if err := gossip.Announce(ctx, join, nil, "hello", "staging"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	onVersion := func(v string) func() bool {
@@ -295,8 +350,18 @@ func TestRolloutHaltsOnFailingVersion(t *testing.T) {
 		t.Errorf("1.1-1 installed %d times, want %d", got, n)
 	}
 	if tb.fleet.peak > 3 || tb.fleet.peak < 2 {
-		t.Errorf("peak drained hosts = %d, want <= cap 3 (and some overlap)", tb.fleet.peak)
+		r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.1-1")
+		t.Errorf("peak drained hosts = %d, want <= cap 3 (and some overlap); rollout %+v versions %v", tb.fleet.peak, r, members[0].Versions("hello", "staging"))
 	}
+	waitFor(t, "every member's version tag at 1.1-1", func() bool {
+		v := members[0].Versions("hello", "staging")
+		for _, a := range agents {
+			if v[a.Host()] != "1.1-1" {
+				return false
+			}
+		}
+		return true
+	})
 	waitFor(t, "rollout 1.1-1 finished", func() bool {
 		r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.1-1")
 		return r.Done == n && !r.Finished.IsZero()

@@ -20,6 +20,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ import (
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/repo"
 )
+
+var showWaves = flag.Bool("waves", false, "print when each wave's installs started (to stderr)")
 
 func main() {
 	ns := flag.String("n", "10,100,300", "agent counts")
@@ -114,7 +117,15 @@ type host struct {
 
 func (h *host) Installed(ctx context.Context, pkg string) (string, error) { return h.version, nil }
 
+var (
+	startsMu sync.Mutex
+	starts   []time.Time
+)
+
 func (h *host) Install(ctx context.Context, pkg, version string) error {
+	startsMu.Lock()
+	starts = append(starts, time.Now())
+	startsMu.Unlock()
 	n := h.active.Add(1)
 	for {
 		p := h.peak.Load()
@@ -267,6 +278,17 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 		}
 	}
 	t := last.Sub(start)
+	if *showWaves {
+		startsMu.Lock()
+		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
+		capN := max(1, int(math.Floor(fraction*float64(n)+1e-9)))
+		for i := 0; i < len(starts); i += capN {
+			end := min(i+capN, len(starts)) - 1
+			fmt.Fprintf(os.Stderr, "wave at %d: first start %s, last start %s\n", i, starts[i].Sub(start), starts[end].Sub(start))
+		}
+		starts = nil
+		startsMu.Unlock()
+	}
 	stopSampling()
 	sw.Wait()
 	cancel()
