@@ -18,10 +18,18 @@ var loopback atomic.Int32
 
 func nextIP() string { return fmt.Sprintf("127.0.0.%d", 10+loopback.Add(1)%240) }
 
-// start runs a real Serf member on a loopback address and a free port, with
-// timers shrunk so failure detection takes a fraction of a second.
+// start runs a real Serf member on a loopback address and a free port.
 func start(t testing.TB, name, apps, env string, join []string, key []byte, timing Timing) *Member {
 	t.Helper()
+	m, err := newMember(name, apps, env, join, key, timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.shutdown() })
+	return m
+}
+
+func newMember(name, apps, env string, join []string, key []byte, timing Timing) (*Member, error) {
 	cfg := DefaultConfig()
 	cfg.NodeName = name
 	cfg.BindAddr = nextIP()
@@ -34,10 +42,9 @@ func start(t testing.TB, name, apps, env string, join []string, key []byte, timi
 	defer cancel()
 	m, err := Start(ctx, cfg, quiet)
 	if err != nil {
-		t.Fatalf("start %s: %v", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	t.Cleanup(func() { _ = m.shutdown() })
-	return m
+	return m, nil
 }
 
 func eventually(t testing.TB, what string, cond func() bool) {

@@ -85,10 +85,12 @@ type Request struct {
 	Key  string // "{app}:{env}"
 	Host string // the host id: one slot per host
 	Cap  int    // how many hosts may hold a slot at once, >= 1
-	// CapKey is the rollout hash (relative to the prefix, like Key: e.g.
-	// "hello:staging:rollout:1.4.0-1") whose "cap" field records the smallest cap
-	// any host asked for during the rollout; that smallest cap is enforced. ""
-	// applies Cap alone. A key that already starts with the prefix is used as is.
+	// CapKey turns on the smallest-cap rule and names the rollout hash (relative
+	// to the prefix like Key, e.g. "hello:staging:rollout:1.4.0-1"; a key that
+	// already starts with the prefix is used as is) whose "cap" field records
+	// the cap in force. Each host taking part (waiting or holding) keeps its
+	// view of the cap in <prefix><Key>:views; the smallest live view is
+	// enforced. "" applies Cap alone.
 	CapKey string
 }
 
@@ -129,6 +131,13 @@ func (s *Semaphore) keys(key string) (slots, tokens, guard, channel string) {
 	return base + ":slots", base + ":tokens", base + ":guard", base + ":released"
 }
 
+// viewsKey is the hash of the hosts' views of the cap: host -> "cap:expiry ms".
+func (s *Semaphore) viewsKey(key string) string { return s.opts.Prefix + key + ":views" }
+
+// viewTTL is how long a host's view of the cap counts without a refresh; a
+// waiter refreshes it at every attempt, a holder at every renewal.
+func (s *Semaphore) viewTTL() time.Duration { return max(s.opts.TTL, 3*s.opts.PollEvery) }
+
 func (s *Semaphore) capKey(k string) string {
 	if strings.HasPrefix(k, s.opts.Prefix) {
 		return k
@@ -148,20 +157,26 @@ func (r Request) validate() error {
 	return nil
 }
 
-// acquireScript: KEYS slots, tokens, guard[, capkey]; ARGV host, token, ttl ms, cap.
-// Returns {1, cap} admitted, {0, cap, holders...} full, {-1, cap, pause ms} paused.
+// acquireScript: KEYS slots, tokens, guard[, capkey, views]; ARGV host, token,
+// ttl ms, cap, view ttl ms. Returns {1, cap} admitted, {0, cap, holders...}
+// full, {-1, cap, pause ms} paused.
 var acquireScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 if KEYS[4] then
-  local rec = tonumber(redis.call('HGET', KEYS[4], 'cap'))
-  if not rec or cap < rec then
-    redis.call('HSET', KEYS[4], 'cap', cap)
-  else
-    cap = rec
+  redis.call('HSET', KEYS[5], ARGV[1], cap .. ':' .. (now + tonumber(ARGV[5])))
+  local views = redis.call('HGETALL', KEYS[5])
+  for i = 1, #views, 2 do
+    local c, exp = string.match(views[i + 1], '^(%d+):(%d+)$')
+    if not c or tonumber(exp) <= now then
+      redis.call('HDEL', KEYS[5], views[i])
+    elseif tonumber(c) < cap then
+      cap = tonumber(c)
+    end
   end
+  redis.call('HSET', KEYS[4], 'cap', cap)
 end
 local until_ms = tonumber(redis.call('GET', KEYS[3]))
 if not until_ms then
@@ -188,7 +203,8 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {1, cap}
 `)
 
-// renewScript: KEYS slots, tokens; ARGV host, token, ttl ms. 1 renewed, 0 lost.
+// renewScript: KEYS slots, tokens[, views]; ARGV host, token, ttl ms[, cap,
+// view ttl ms]. 1 renewed, 0 lost.
 var renewScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -196,16 +212,21 @@ if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if not exp or exp <= now then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+if KEYS[3] then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ':' .. (now + tonumber(ARGV[5])))
+end
 return 1
 `)
 
-// releaseScript: KEYS slots, tokens; ARGV host, token, channel. 1 released, 0 lost.
+// releaseScript: KEYS slots, tokens[, views]; ARGV host, token, channel. 1
+// released, 0 lost.
 var releaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 redis.call('HDEL', KEYS[2], ARGV[1])
+if KEYS[3] then redis.call('HDEL', KEYS[3], ARGV[1]) end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 if not exp or exp <= now then return 0 end
@@ -223,17 +244,23 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 // The lease is renewed in the background until Release or loss; its Context is
 // independent of ctx (which bounds this call only).
 func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error) {
+	return s.tryAcquire(ctx, req, nil)
+}
+
+// tryAcquire is TryAcquire; a lease granted keeps refreshing its view of the
+// cap from reqFn (when not nil) at every renewal.
+func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Request) (*Lease, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
 	slots, tokens, guard, _ := s.keys(req.Key)
 	keys := []string{slots, tokens, guard}
 	if req.CapKey != "" {
-		keys = append(keys, s.capKey(req.CapKey))
+		keys = append(keys, s.capKey(req.CapKey), s.viewsKey(req.Key))
 	}
 	token := newToken()
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, s.rdb, keys, req.Host, token, s.opts.TTL.Milliseconds(), req.Cap).Slice()
+	res, err := acquireScript.Run(ctx, s.rdb, keys, req.Host, token, s.opts.TTL.Milliseconds(), req.Cap, s.viewTTL().Milliseconds()).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("acquire %s for %s: %w", req.Key, req.Host, err)
 	}
@@ -244,7 +271,7 @@ func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error)
 	capApplied, _ := res[1].(int64)
 	switch status {
 	case 1:
-		return s.newLease(req, token, int(capApplied), sent), nil
+		return s.newLease(req, reqFn, token, int(capApplied), sent), nil
 	case -1:
 		ms, _ := res[2].(int64)
 		return nil, &BusyError{Key: req.Key, Cap: int(capApplied), Paused: time.Duration(ms) * time.Millisecond}
@@ -262,7 +289,10 @@ func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error)
 // Acquire retries TryAcquire until a slot is granted or ctx is done, calling req
 // before every attempt (so the cap follows the live membership). It waits
 // PollEvery between attempts, or less when a holder releases. Redis errors are
-// logged once and retried; an invalid request is returned at once.
+// logged once and retried; an invalid request is returned at once. The lease
+// granted calls req again at every renewal to refresh this host's view of the
+// cap (only Cap is read then), so req must be safe to call from another
+// goroutine.
 func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, error) {
 	var wake <-chan *redis.Message
 	var failing bool
@@ -277,7 +307,7 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, er
 			defer ps.Close()
 			wake = ps.Channel()
 		}
-		l, err := s.TryAcquire(ctx, r)
+		l, err := s.tryAcquire(ctx, r, req)
 		if err == nil {
 			if failing {
 				s.log.Info("redislock: redis reachable again", "key", r.Key)
@@ -339,6 +369,7 @@ var cryptorand = crand.Read
 type Lease struct {
 	s      *Semaphore
 	req    Request
+	reqFn  func() Request // nil: the view of the cap stays req.Cap
 	token  string
 	cap    int
 	margin time.Duration
@@ -358,10 +389,10 @@ type Lease struct {
 // server set the expiry to its time + TTL no earlier than sent, so locally the
 // lease is known valid until sent + TTL; a margin of TTL/10 covers clock rate
 // differences and the time between a check and the step it guards.
-func (s *Semaphore) newLease(req Request, token string, capApplied int, sent time.Time) *Lease {
+func (s *Semaphore) newLease(req Request, reqFn func() Request, token string, capApplied int, sent time.Time) *Lease {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	l := &Lease{
-		s: s, req: req, token: token, cap: capApplied, margin: s.opts.TTL / 10,
+		s: s, req: req, reqFn: reqFn, token: token, cap: capApplied, margin: s.opts.TTL / 10,
 		ctx: ctx, cancel: cancel, stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.deadline = sent.Add(s.opts.TTL - l.margin)
@@ -405,9 +436,14 @@ func (l *Lease) renew() {
 		l.mu.Lock()
 		deadline := l.deadline
 		l.mu.Unlock()
+		keys, args := []string{slots, tokens}, []any{l.req.Host, l.token, l.s.opts.TTL.Milliseconds()}
+		if l.req.CapKey != "" {
+			keys = append(keys, l.s.viewsKey(l.req.Key))
+			args = append(args, l.viewOfCap(), l.s.viewTTL().Milliseconds())
+		}
 		sent := time.Now()
 		ctx, cancel := context.WithDeadline(l.ctx, deadline)
-		n, err := renewScript.Run(ctx, l.s.rdb, []string{slots, tokens}, l.req.Host, l.token, l.s.opts.TTL.Milliseconds()).Int()
+		n, err := renewScript.Run(ctx, l.s.rdb, keys, args...).Int()
 		cancel()
 		switch {
 		case err == nil && n == 1:
@@ -431,6 +467,16 @@ func (l *Lease) renew() {
 			}
 		}
 	}
+}
+
+// viewOfCap is this holder's current view of the cap.
+func (l *Lease) viewOfCap() int {
+	if l.reqFn != nil {
+		if c := l.reqFn().Cap; c >= 1 {
+			return c
+		}
+	}
+	return l.req.Cap
 }
 
 // Context is cancelled when the lease is lost, runs out without renewal, or is
@@ -468,7 +514,11 @@ func (l *Lease) Release(ctx context.Context) error {
 	lostBefore := context.Cause(l.ctx)
 	l.cancel(ErrReleased)
 	slots, tokens, _, channel := l.s.keys(l.req.Key)
-	n, err := releaseScript.Run(ctx, l.s.rdb, []string{slots, tokens}, l.req.Host, l.token, channel).Int()
+	keys := []string{slots, tokens}
+	if l.req.CapKey != "" {
+		keys = append(keys, l.s.viewsKey(l.req.Key))
+	}
+	n, err := releaseScript.Run(ctx, l.s.rdb, keys, l.req.Host, l.token, channel).Int()
 	if err != nil {
 		return fmt.Errorf("release %s for %s: %w", l.req.Key, l.req.Host, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,9 +165,9 @@ func TestSmallestCapWins(t *testing.T) {
 	if !errors.As(err, &busy) || busy.Cap != 1 {
 		t.Fatalf("b with cap 1 while a holds: %v, want busy at cap 1", err)
 	}
-	// Host c still sees cap 3, but the rollout recorded 1: c must wait too.
+	// Host c still sees cap 3, but b's smaller view is live: c must wait too.
 	if _, err := try(t, s, req("c", 3)); !errors.As(err, &busy) || busy.Cap != 1 {
-		t.Fatalf("c with cap 3 after 1 was recorded: %v, want busy at cap 1", err)
+		t.Fatalf("c with cap 3 while b's view is 1: %v, want busy at cap 1", err)
 	}
 	if got, _ := rdb.HGet(context.Background(), "aptfleet:"+capKey, "cap").Result(); got != "1" {
 		t.Fatalf("recorded cap = %q, want 1", got)
@@ -175,8 +176,71 @@ func TestSmallestCapWins(t *testing.T) {
 	if _, err := try(t, s, redislock.Request{Key: "hello:prod", Host: "d", Cap: 5, CapKey: "aptfleet:" + capKey}); !errors.As(err, &busy) || busy.Cap != 1 {
 		t.Fatalf("d with the prefixed cap key: %v, want busy at cap 1", err)
 	}
-	_ = a.Release(context.Background())
-	mustAcquire(t, s, req("c", 3))
+	// b stops asking (it left, or its view caught up elsewhere): once its view
+	// lapses the cap is the smallest of the views still live.
+	time.Sleep(opts().TTL + 50*time.Millisecond)
+	c := mustAcquire(t, s, req("c", 3))
+	if c.Cap() != 3 {
+		t.Fatalf("c after b's view lapsed: cap %d, want 3", c.Cap())
+	}
+}
+
+func TestHolderViewRefreshedAtRenewal(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	s := redislock.New(client(t, r.Addr, "", nil), opts())
+	const capKey = "hello:prod:rollout:2"
+	var capA, capB atomic.Int64
+	capA.Store(1)
+	capB.Store(1)
+	ask := func(host string, c *atomic.Int64) func() redislock.Request {
+		return func() redislock.Request {
+			return redislock.Request{Key: "hello:prod", Host: host, Cap: int(c.Load()), CapKey: capKey}
+		}
+	}
+	// Wait out the pause a fresh Redis starts with, so what follows is about the cap.
+	primer := mustAcquire(t, s, redislock.Request{Key: "hello:prod", Host: "primer", Cap: 9})
+	_ = primer.Release(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := s.Acquire(ctx, ask("a", &capA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release(context.Background())
+
+	t.Run("a member joining raises the cap on the next attempt", func(t *testing.T) {
+		got := make(chan *redislock.Lease, 1)
+		go func() {
+			l, _ := s.Acquire(ctx, ask("b", &capB))
+			got <- l
+		}()
+		time.Sleep(300 * time.Millisecond)
+		select {
+		case <-got:
+			t.Fatal("b admitted at cap 1 while a holds")
+		default:
+		}
+		capA.Store(2) // both hosts now see enough members for cap 2
+		capB.Store(2)
+		b := <-got
+		if b == nil {
+			t.Fatal("b never admitted after the cap rose to 2")
+		}
+		defer b.Release(context.Background())
+		if b.Cap() != 2 {
+			t.Fatalf("b admitted at cap %d, want 2", b.Cap())
+		}
+	})
+
+	t.Run("a holder whose view shrinks holds others back", func(t *testing.T) {
+		capA.Store(1) // a now sees fewer members
+		time.Sleep(2 * opts().RenewEvery)
+		_, err := try(t, s, redislock.Request{Key: "hello:prod", Host: "c", Cap: 3, CapKey: capKey})
+		var busy *redislock.BusyError
+		if !errors.As(err, &busy) || busy.Cap != 1 {
+			t.Fatalf("c asking for 3 while the holder's view is 1: %v, want busy at cap 1", err)
+		}
+	})
 }
 
 func TestAcquireRecomputesCapAndWakesOnRelease(t *testing.T) {
