@@ -243,14 +243,31 @@ func (i *Installer) available(ctx context.Context, pkg, version string) (bool, e
 }
 
 // recover finishes a dpkg run that was interrupted (power loss, a killed
-// agent), which otherwise makes every apt-get install fail.
+// agent), which otherwise makes every apt-get install fail: when a package
+// is left unpacked, half-configured or awaiting triggers, it runs
+// dpkg --configure -a.
 func (i *Installer) recover(ctx context.Context) error {
-	out, err := i.cfg.Run(ctx, noninteractive, i.cfg.Dpkg, "--audit")
-	if err == nil && len(bytes.TrimSpace(out)) == 0 {
+	out, err := i.cfg.Run(ctx, noninteractive, i.cfg.DpkgQuery, "--show", "--showformat=${Status}\t${binary:Package}\n")
+	if err != nil {
+		return fmt.Errorf("dpkg-query: %w: %s", err, tail(out, 2))
+	}
+	var unfinished []string
+	for _, line := range strings.Split(string(out), "\n") {
+		status, pkg, _ := strings.Cut(line, "\t")
+		if f := strings.Fields(status); len(f) == 3 && unfinishedStates[f[2]] {
+			unfinished = append(unfinished, pkg+" ("+f[2]+")")
+		}
+	}
+	if len(unfinished) == 0 {
 		return nil
 	}
-	i.log.Warn("dpkg reports unfinished packages; running dpkg --configure -a", "audit", tail(out, 3))
+	i.log.Warn("dpkg was interrupted; running dpkg --configure -a", "packages", strings.Join(unfinished, ", "))
 	return i.configure(ctx)
+}
+
+// unfinishedStates are the dpkg states dpkg --configure -a completes.
+var unfinishedStates = map[string]bool{
+	"unpacked": true, "half-configured": true, "triggers-awaited": true, "triggers-pending": true,
 }
 
 // configure runs dpkg --configure -a, retrying while another process holds

@@ -69,6 +69,12 @@ func exitErr(code int) error {
 	return exec.Command("sh", "-c", "exit "+strconv.Itoa(code)).Run()
 }
 
+// auditCmd is the query of every package's state before an install.
+const auditCmd = "dpkg-query --show --showformat=${Status}\t${binary:Package}\n"
+
+// installedCmd is Installed's query.
+const installedCmd = "dpkg-query --show --showformat=${Status}\t${Version}\n hello"
+
 const madisonV2 = " hello |    2.0-1 | http://127.0.0.1/repo staging/main amd64 Packages\n hello |    1.0-1 | http://127.0.0.1/repo staging/main amd64 Packages\n"
 
 func TestInstall(t *testing.T) {
@@ -84,13 +90,13 @@ func TestInstall(t *testing.T) {
 			name: "known version installs without update",
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: madisonV2},
-				{prefix: "dpkg-query", out: "install ok installed\t2.0-1\n"},
+				{prefix: installedCmd, out: "install ok installed\t2.0-1\n"},
 			},
 			want: []string{
-				"dpkg --audit",
+				auditCmd,
 				"apt-cache madison hello",
 				installCmd,
-				"dpkg-query --show --showformat=${Status}\t${Version}\n hello",
+				installedCmd,
 			},
 		},
 		{
@@ -98,15 +104,15 @@ func TestInstall(t *testing.T) {
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: " hello | 1.0-1 | http://x staging/main amd64 Packages\n", times: 1},
 				{prefix: "apt-cache madison hello", out: madisonV2},
-				{prefix: "dpkg-query", out: "install ok installed\t2.0-1\n"},
+				{prefix: installedCmd, out: "install ok installed\t2.0-1\n"},
 			},
 			want: []string{
-				"dpkg --audit",
+				auditCmd,
 				"apt-cache madison hello",
 				updateCmd,
 				"apt-cache madison hello",
 				installCmd,
-				"dpkg-query --show --showformat=${Status}\t${Version}\n hello",
+				installedCmd,
 			},
 		},
 		{
@@ -114,7 +120,7 @@ func TestInstall(t *testing.T) {
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: " hello | 1.0-1 | http://x staging/main amd64 Packages\n"},
 			},
-			want:    []string{"dpkg --audit", "apt-cache madison hello", updateCmd, "apt-cache madison hello"},
+			want:    []string{auditCmd, "apt-cache madison hello", updateCmd, "apt-cache madison hello"},
 			wantErr: "install hello=2.0-1: apt: version not available after refreshing /etc/apt/sources.list.d/aptfleet.sources",
 		},
 		{
@@ -123,22 +129,22 @@ func TestInstall(t *testing.T) {
 				{prefix: "apt-cache madison hello", out: ""},
 				{prefix: "apt-get -o DPkg::Lock::Timeout=300 update", out: "Err:1 http://127.0.0.1:1 staging InRelease\nW: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n"},
 			},
-			want:    []string{"dpkg --audit", "apt-cache madison hello", updateCmd},
+			want:    []string{auditCmd, "apt-cache madison hello", updateCmd},
 			wantErr: "apt-get update /etc/apt/sources.list.d/aptfleet.sources: W: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused; W: Some index files failed to download. They have been ignored, or old ones used instead.",
 		},
 		{
 			name: "interrupted dpkg is recovered first",
 			steps: []step{
-				{prefix: "dpkg --audit", out: "The following packages are only half configured:\n hello  Hello app\n"},
+				{prefix: auditCmd, out: "install ok installed\tdpkg\ninstall ok half-configured\thello\n"},
 				{prefix: "apt-cache madison hello", out: madisonV2},
-				{prefix: "dpkg-query", out: "install ok installed\t2.0-1\n"},
+				{prefix: installedCmd, out: "install ok installed\t2.0-1\n"},
 			},
 			want: []string{
-				"dpkg --audit",
+				auditCmd,
 				"dpkg --force-confdef --force-confold --configure -a",
 				"apt-cache madison hello",
 				installCmd,
-				"dpkg-query --show --showformat=${Status}\t${Version}\n hello",
+				installedCmd,
 			},
 		},
 		{
@@ -146,15 +152,15 @@ func TestInstall(t *testing.T) {
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: madisonV2},
 				{prefix: installCmd, out: "E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.\n", code: 100, times: 1},
-				{prefix: "dpkg-query", out: "install ok installed\t2.0-1\n"},
+				{prefix: installedCmd, out: "install ok installed\t2.0-1\n"},
 			},
 			want: []string{
-				"dpkg --audit",
+				auditCmd,
 				"apt-cache madison hello",
 				installCmd,
 				"dpkg --force-confdef --force-confold --configure -a",
 				installCmd,
-				"dpkg-query --show --showformat=${Status}\t${Version}\n hello",
+				installedCmd,
 			},
 		},
 		{
@@ -163,18 +169,18 @@ func TestInstall(t *testing.T) {
 				{prefix: "apt-cache madison hello", out: madisonV2},
 				{prefix: installCmd, out: "Reading package lists...\nSetting up hello (2.0-1) ...\ndpkg: error processing package hello (--configure):\n installed hello package post-installation script subprocess returned error exit status 1\nE: Sub-process /usr/bin/dpkg returned an error code (1)\n", code: 100},
 			},
-			want:    []string{"dpkg --audit", "apt-cache madison hello", installCmd},
+			want:    []string{auditCmd, "apt-cache madison hello", installCmd},
 			wantErr: "apt-get install hello=2.0-1: exit status 100: dpkg: error processing package hello (--configure): | installed hello package post-installation script subprocess returned error exit status 1 | E: Sub-process /usr/bin/dpkg returned an error code (1)",
 		},
 		{
 			name: "a different version afterwards is an error",
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: madisonV2},
-				{prefix: "dpkg-query", out: "install ok half-configured\t2.0-1\n"},
+				{prefix: installedCmd, out: "install ok half-configured\t2.0-1\n"},
 			},
 			want: []string{
-				"dpkg --audit", "apt-cache madison hello", installCmd,
-				"dpkg-query --show --showformat=${Status}\t${Version}\n hello",
+				auditCmd, "apt-cache madison hello", installCmd,
+				installedCmd,
 			},
 			wantErr: `apt-get install hello=2.0-1: dpkg reports "" installed afterwards`,
 		},
@@ -226,10 +232,10 @@ func TestInstallWithoutSourcesList(t *testing.T) {
 
 func TestConfigureWaitsForTheLock(t *testing.T) {
 	s := &script{steps: []step{
-		{prefix: "dpkg --audit", out: "The following packages are only half configured:\n hello\n"},
+		{prefix: auditCmd, out: "install ok unpacked\thello\n"},
 		{prefix: "dpkg --force-confdef", out: "dpkg: error: dpkg frontend lock was locked by another process with pid 42\n", code: 2, times: 2},
 		{prefix: "apt-cache madison hello", out: madisonV2},
-		{prefix: "dpkg-query", out: "install ok installed\t2.0-1\n"},
+		{prefix: installedCmd, out: "install ok installed\t2.0-1\n"},
 	}}
 	if err := New(Config{Run: s.run, LockTimeout: time.Minute}).Install(context.Background(), "hello", "2.0-1"); err != nil {
 		t.Fatalf("Install: %v", err)
@@ -295,7 +301,7 @@ func TestInstalledStates(t *testing.T) {
 		{"half installed", "install reinstreq half-installed\t1.0-1\n", ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &script{steps: []step{{prefix: "dpkg-query", out: tt.out}}}
+			s := &script{steps: []step{{prefix: installedCmd, out: tt.out}}}
 			got, err := New(Config{Run: s.run}).Installed(context.Background(), "hello")
 			if err != nil || got != tt.want {
 				t.Fatalf("Installed = %q, %v; want %q", got, err, tt.want)

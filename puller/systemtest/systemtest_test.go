@@ -135,6 +135,39 @@ environment:
 	f.debs[version] = deb
 }
 
+// buildSleeper packages "sleeper", whose preinst holds dpkg's lock for 4 s.
+func (f *fixture) buildSleeper() string {
+	t := f.t
+	dir := t.TempDir()
+	spec := `name: sleeper
+version: 1.0-1
+maintainer: aptfleet tests <tests@aptfleet.invalid>
+description: holds the dpkg lock for a while
+hooks:
+  preinst: preinst
+`
+	hook := "#!/bin/sh\nexec sh -c 'sleep 4' sleeper-holds-the-dpkg-lock\n"
+	if err := os.WriteFile(filepath.Join(dir, "preinst"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pkgbuild.Parse(strings.NewReader(spec), filepath.Join(dir, "package.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb := filepath.Join(dir, s.FileName())
+	out, err := os.Create(deb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pkgbuild.Build(s, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return deb
+}
+
 func (f *fixture) publish(ctx context.Context, versions ...string) {
 	var paths []string
 	for _, v := range versions {
@@ -317,6 +350,36 @@ func TestInstallRestartHealth(t *testing.T) {
 		serves("hello 2.0-1 greeting=local")
 	})
 
+	t.Run("waits for the dpkg lock", func(t *testing.T) {
+		// Another dpkg run holds the lock for a few seconds (its preinst sleeps).
+		sleeper := f.buildSleeper()
+		if err := inst.CopyIn(ctx, sleeper, "/tmp/sleeper.deb"); err != nil {
+			t.Fatal(err)
+		}
+		holder := inst.Command(ctx, "dpkg", "-i", "/tmp/sleeper.deb")
+		var holderOut bytes.Buffer
+		holder.Stdout, holder.Stderr = &holderOut, &holderOut
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if out, _ := inst.Run(ctx, "pgrep", "-f", "sleeper-holds-the-dpkg-lock"); strings.TrimSpace(out) != "" {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the other dpkg run never started its preinst")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := deploy("1.0-1"); err != nil {
+			t.Fatalf("deploy while another dpkg holds the lock: %v", err)
+		}
+		if err := holder.Wait(); err != nil {
+			t.Fatalf("the other dpkg run: %v: %s", err, holderOut.String())
+		}
+		serves("hello 1.0-1 greeting=local")
+	})
+
 	t.Run("the puller's own package", func(t *testing.T) {
 		testPullerPackage(ctx, t, inst, repoRoot(t))
 	})
@@ -326,7 +389,7 @@ func TestInstallRestartHealth(t *testing.T) {
 		if !errors.Is(err, apt.ErrNotAvailable) {
 			t.Fatalf("Install(9.9-1) = %v, want ErrNotAvailable", err)
 		}
-		installed("2.0-1")
+		installed("1.0-1")
 	})
 }
 
@@ -340,23 +403,62 @@ func repoRoot(t *testing.T) string {
 }
 
 // testPullerPackage builds root's cmd/puller, packages it from
-// packaging/puller/package.yaml as `make packages` does, checks it with
-// lintian and installs it on inst: the unit is valid, installed but not
-// enabled (user-data enables it after `puller bootstrap`), and the binary runs.
+// packaging/puller/package.yaml as `make packages` does, and installs it on
+// inst: the unit is valid, installed but not enabled (user-data enables it
+// after `puller bootstrap`), and the binary runs. lintian checks the same
+// package built around a small stand-in binary (its binary checks take
+// minutes on the real program; `make packages` runs it on the real one).
 func testPullerPackage(ctx context.Context, t *testing.T, inst *instance.Instance, root string) {
 	testenv.NeedTools(t, "lintian")
 	if _, err := os.Stat(filepath.Join(root, "cmd/puller")); err != nil {
 		testenv.Skip(t, "cmd/puller is not in this tree")
 	}
+	deb := buildPullerDeb(t, root, root, "./cmd/puller")
+	stub := buildPullerDeb(t, root, ".", "./testdata/stub")
+	if lout, err := exec.CommandContext(ctx, "lintian", "--fail-on", "error", stub).CombinedOutput(); err != nil {
+		t.Fatalf("lintian %s: %v\n%s", filepath.Base(stub), err, lout)
+	}
+
+	if err := inst.CopyIn(ctx, deb, "/tmp/puller.deb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inst.Run(ctx, "dpkg", "-i", "/tmp/puller.deb"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // substring of the output
+	}{
+		{"unit is valid", []string{"systemd-analyze", "verify", "/lib/systemd/system/puller.service"}, ""},
+		{"unit runs puller run", []string{"systemctl", "cat", "puller.service"}, "ExecStart=/usr/bin/puller run --config /etc/aptfleet/puller.yaml"},
+		{"binary runs", []string{"/usr/bin/puller", "version"}, "0.1.0-test"},
+	} {
+		got, err := inst.Run(ctx, tc.args[0], tc.args[1:]...)
+		if err != nil || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+	if got, _ := inst.Run(ctx, "systemctl", "is-enabled", "puller.service"); strings.TrimSpace(got) != "disabled" {
+		t.Errorf("puller.service after install is %q, want disabled until user-data enables it", strings.TrimSpace(got))
+	}
+	if got, _ := inst.Run(ctx, "systemctl", "is-active", "puller.service"); strings.TrimSpace(got) != "inactive" {
+		t.Errorf("puller.service after install is %q, want inactive", strings.TrimSpace(got))
+	}
+}
+
+// buildPullerDeb builds the Go program pkg (in dir) as bin/puller, stripped
+// and static as the Makefile builds it, and packages it with root's
+// packaging/puller spec, laid out in a scratch tree as in the repository.
+func buildPullerDeb(t *testing.T, root, dir, pkg string) string {
 	work := t.TempDir()
 	cmd := exec.Command(goTool(), "build", "-trimpath", "-ldflags", "-s -w -X main.version=0.1.0-test",
-		"-o", filepath.Join(work, "bin/puller"), "./cmd/puller")
-	cmd.Dir = root
+		"-o", filepath.Join(work, "bin/puller"), pkg)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build cmd/puller: %v: %s", err, out)
+		t.Fatalf("build %s: %v: %s", pkg, err, out)
 	}
-	// The spec's paths are relative to it: lay out packaging/puller next to bin/.
 	specDir := filepath.Join(work, "packaging/puller")
 	if err := os.MkdirAll(specDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -397,34 +499,5 @@ func testPullerPackage(ctx context.Context, t *testing.T, inst *instance.Instanc
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if lout, err := exec.CommandContext(ctx, "lintian", "--fail-on", "error", deb).CombinedOutput(); err != nil {
-		t.Fatalf("lintian %s: %v\n%s", filepath.Base(deb), err, lout)
-	}
-
-	if err := inst.CopyIn(ctx, deb, "/tmp/puller.deb"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := inst.Run(ctx, "dpkg", "-i", "/tmp/puller.deb"); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string // substring of the output
-	}{
-		{"unit is valid", []string{"systemd-analyze", "verify", "/lib/systemd/system/puller.service"}, ""},
-		{"unit runs puller run", []string{"systemctl", "cat", "puller.service"}, "ExecStart=/usr/bin/puller run --config /etc/aptfleet/puller.yaml"},
-		{"binary runs", []string{"/usr/bin/puller", "version"}, "0.1.0-test"},
-	} {
-		got, err := inst.Run(ctx, tc.args[0], tc.args[1:]...)
-		if err != nil || !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
-		}
-	}
-	if got, _ := inst.Run(ctx, "systemctl", "is-enabled", "puller.service"); strings.TrimSpace(got) != "disabled" {
-		t.Errorf("puller.service after install is %q, want disabled until user-data enables it", strings.TrimSpace(got))
-	}
-	if got, _ := inst.Run(ctx, "systemctl", "is-active", "puller.service"); strings.TrimSpace(got) != "inactive" {
-		t.Errorf("puller.service after install is %q, want inactive", strings.TrimSpace(got))
-	}
+	return deb
 }
