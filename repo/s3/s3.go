@@ -360,9 +360,15 @@ func (s *Store) fail(op, key string, err error) error {
 		e.Status = re.HTTPStatusCode()
 	}
 	var ae smithy.APIError
-	if errors.As(err, &ae) {
+	var ne *net.OpError
+	switch {
+	case errors.As(err, &ae):
 		e.Code, e.Msg = ae.ErrorCode(), ae.ErrorMessage()
-	} else {
+	case errors.As(err, &ne):
+		// "dial tcp 127.0.0.1:9000: connect: connection refused", without
+		// the SDK's layers of operation and retry context.
+		e.Msg = ne.Error()
+	default:
 		e.Msg = err.Error()
 	}
 	switch {

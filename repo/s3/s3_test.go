@@ -176,8 +176,8 @@ func TestErrors(t *testing.T) {
 					}
 				}
 				msg := err.Error()
-				if strings.Contains(msg, "\n") {
-					t.Errorf("%s: error spans lines: %q", op, msg)
+				if strings.Contains(msg, "\n") || len(msg) > 300 {
+					t.Errorf("%s: want one short line, got: %q", op, msg)
 				}
 				if !strings.HasPrefix(msg, op+" ") {
 					t.Errorf("%s: error %q does not start with the operation", op, msg)
