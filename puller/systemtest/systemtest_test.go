@@ -211,7 +211,7 @@ func served(ctx context.Context, listen string) (string, error) {
 // cannot start, and the rollback.
 func TestInstallRestartHealth(t *testing.T) {
 	base := baseRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 
 	start := time.Now()
