@@ -109,15 +109,16 @@ lambda: ## build the notifier Lambda zips into $(LAMBDA_DIR) (bootstrap for linu
 	done
 
 .PHONY: lambda-check
-lambda-check: ## build the Lambda zips twice, the second time with an empty Go build cache, and require identical bytes
-	@set -euo pipefail; v='$(VERSION)'; a=$$(mktemp -d); b=$$(mktemp -d); cache=$$(mktemp -d); \
-	trap 'rm -rf "$$a" "$$b" "$$cache"' EXIT; \
-	$(MAKE) --no-print-directory lambda LAMBDA_DIR="$$a" VERSION="$$v"; \
-	GOCACHE="$$cache" $(MAKE) --no-print-directory lambda LAMBDA_DIR="$$b" VERSION="$$v"; \
+lambda-check: ## build the Lambda zips twice from HEAD in two directories, the second with an empty Go build cache; require identical bytes
+	@set -euo pipefail; v='$(VERSION)'; rev=$$(git rev-parse HEAD); \
+	a=$$(mktemp -d); b=$$(mktemp -d); cache=$$(mktemp -d); trap 'chmod -R u+w "$$cache"; rm -rf "$$a" "$$b" "$$cache"' EXIT; \
+	for d in "$$a" "$$b"; do mkdir "$$d/src"; git archive "$$rev" | tar -x -C "$$d/src"; done; \
+	$(MAKE) --no-print-directory -C "$$a/src" lambda LAMBDA_DIR="$$a/out" VERSION="$$v"; \
+	GOCACHE="$$cache" $(MAKE) --no-print-directory -C "$$b/src" lambda LAMBDA_DIR="$$b/out" VERSION="$$v"; \
 	for arch in $(LAMBDA_ARCHS); do \
-	  cmp "$$a/notifier_linux_$$arch.zip" "$$b/notifier_linux_$$arch.zip"; \
-	  unzip -Z -l "$$a/notifier_linux_$$arch.zip" | grep -q -- '-rwxr-xr-x.* bootstrap$$'; \
-	done; echo "lambda-check: both builds byte-identical"
+	  cmp "$$a/out/notifier_linux_$$arch.zip" "$$b/out/notifier_linux_$$arch.zip"; \
+	  unzip -Z -l "$$a/out/notifier_linux_$$arch.zip" | grep -q -- '-rwxr-xr-x.* bootstrap$$'; \
+	done; echo "lambda-check: $$rev builds byte-identical zips"
 
 # --- user-data and Terraform -----------------------------------------------------
 
