@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) repo.Store) {
 		{"Delete", testDelete},
 		{"ListOrderAndPrefix", testList},
 		{"ListCallbackError", testListCallbackError},
+		{"ListPages", testListPages},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"ConcurrentReplace", testConcurrentReplace},
 	}
@@ -434,6 +435,59 @@ func testListCallbackError(t *testing.T, s repo.Store) {
 	}
 	if calls != 2 {
 		t.Errorf("List called fn %d times after it failed on call 2", calls)
+	}
+}
+
+// ListKeys is more keys than S3 returns in one ListObjectsV2 page (1,000):
+// a store that does not follow continuation tokens drops the rest.
+const ListKeys = 1050
+
+func testListPages(t *testing.T, s repo.Store) {
+	key := func(i int) string { return fmt.Sprintf("pool/main/p/pkg/pkg_1.0.%04d_amd64.deb", i) }
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if _, err := s.Put(ctx(t), key(i), strings.NewReader("x"), 1, repo.PutOptions{}); err != nil {
+					t.Errorf("Put(%q): %v", key(i), err)
+				}
+			}
+		}()
+	}
+	for i := range ListKeys {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	tests := []struct {
+		prefix     string
+		first, end int // keys first..end-1 are listed
+	}{
+		{"pool/", 0, ListKeys},
+		{"pool/main/p/pkg/pkg_1.0.10", 1000, ListKeys},
+		{"pool/main/p/pkg/pkg_1.0.09", 900, 1000},
+	}
+	for _, tt := range tests {
+		i := tt.first
+		err := s.List(ctx(t), tt.prefix, func(o repo.Object) error {
+			if i >= tt.end || o.Key != key(i) {
+				return fmt.Errorf("listed %q at position %d, want %q", o.Key, i-tt.first, key(min(i, tt.end-1)))
+			}
+			i++
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("List(%q): %v", tt.prefix, err)
+		}
+		if i != tt.end {
+			t.Errorf("List(%q) returned %d keys, want %d", tt.prefix, i-tt.first, tt.end-tt.first)
+		}
 	}
 }
 

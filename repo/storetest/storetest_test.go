@@ -30,6 +30,7 @@ type memStore struct {
 	racyConditional bool // checks the condition and writes under separate locks
 	ignoreIfMatch   bool // treats IfMatch as an unconditional write
 	unsortedList    bool // lists in reverse order
+	onePage         bool // lists at most 1,000 keys, like one S3 page
 }
 
 var _ repo.Store = (*memStore)(nil)
@@ -113,6 +114,9 @@ func (m *memStore) List(_ context.Context, prefix string, fn func(repo.Object) e
 	}
 	m.mu.Unlock()
 	sort.Slice(objs, func(i, j int) bool { return (objs[i].Key < objs[j].Key) != m.unsortedList })
+	if m.onePage && len(objs) > 1000 {
+		objs = objs[:1000]
+	}
 	for _, o := range objs {
 		if err := fn(o); err != nil {
 			return err
@@ -138,6 +142,7 @@ var defects = map[string]struct {
 	"ifmatch":      {func() *memStore { return &memStore{ignoreIfMatch: true} }, "IfMatch"},
 	"ifmatch-gone": {func() *memStore { return &memStore{ignoreIfMatch: true} }, "IfMatchMissingKey"},
 	"unsorted":     {func() *memStore { return &memStore{unsortedList: true} }, "ListOrderAndPrefix"},
+	"one-page":     {func() *memStore { return &memStore{onePage: true} }, "ListPages"},
 }
 
 // TestSuiteCatchesDefects re-runs this test binary once per defect (through
