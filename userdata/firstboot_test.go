@@ -63,13 +63,14 @@ func TestFirstBoot(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(base, "usr/lib/systemd/systemd")); err != nil {
 		testenv.Skip(t, "no Debian root at "+base+" (run `make testroot`)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
 	work := t.TempDir()
 
 	// The packages: hello and the puller, built from this tree.
 	helloDeb := buildPackage(t, work, "../examples/hello/package.yaml", "../examples/hello", "bin/hello", "1.2.0-1")
 	pullerDeb := buildPackage(t, work, "../packaging/puller/package.yaml", "../cmd/puller", "../../bin/puller", "0.9.0-1")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
 
 	// The repository: signed, on versitygw over TLS with virtual-host buckets.
 	s3srv := s3server.Versitygw(t, s3server.VersitygwOptions{Bucket: "fleetrepo", TLS: true, VirtualHost: true})
