@@ -57,6 +57,7 @@ lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
 .PHONY: test
 test: deps tools testroot lint ## the full test suite: installs what it needs, then runs every test
 	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-firstboot
 
 .PHONY: test-short
 test-short: ## the tests, without installing anything (missing tools skip)
@@ -131,6 +132,13 @@ tf-lint: $(TOOLS)/tflint ## terraform fmt -check (when terraform is installed) a
 	  TF_CLI_CONFIG_FILE=/dev/null CHECKPOINT_DISABLE=1 terraform fmt -check -recursive -diff terraform; \
 	else echo "tf-lint: terraform is not installed; skipping terraform fmt (tflint still runs)"; fi
 	cd terraform && $(TOOLS)/tflint --recursive
+
+# The user-data's first-boot proof: about 2 minutes on an nspawn instance, so it
+# sits behind the build tag `system`; `make test` runs it.
+.PHONY: test-firstboot
+test-firstboot: ## boot an nspawn instance that installs itself with the rendered user-data (root)
+	$(GO) vet -tags system ./userdata/
+	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -tags system -run '^TestFirstBoot$$' -timeout 20m ./userdata/
 
 # --- puller: its own Debian package ----------------------------------------------
 
