@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -602,3 +603,165 @@ func (s *syncBuffer) String() string {
 }
 
 var _ = errors.Is
+
+// stepLog is a timeline of the destructive steps of several hosts.
+type stepLog struct {
+	mu    sync.Mutex
+	steps []string // "host:step"
+}
+
+func (l *stepLog) add(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.steps = append(l.steps, s)
+}
+
+func (l *stepLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.steps)
+}
+
+// loggedHost records its steps; onInstall runs inside Install, which takes installD.
+type loggedHost struct {
+	name      string
+	log       *stepLog
+	version   atomic.Value
+	installD  time.Duration
+	onInstall func()
+}
+
+func (h *loggedHost) Installed(ctx context.Context, pkg string) (string, error) {
+	return h.version.Load().(string), nil
+}
+
+func (h *loggedHost) Install(ctx context.Context, pkg, v string) error {
+	h.log.add(h.name + ":install")
+	if h.onInstall != nil {
+		h.onInstall()
+	}
+	time.Sleep(h.installD)
+	h.version.Store(v)
+	return nil
+}
+
+func (h *loggedHost) Restart(ctx context.Context, app string) error {
+	h.log.add(h.name + ":restart")
+	return nil
+}
+
+func (h *loggedHost) Drain(ctx context.Context) error   { h.log.add(h.name + ":drain"); return nil }
+func (h *loggedHost) Restore(ctx context.Context) error { h.log.add(h.name + ":restore"); return nil }
+
+// freezer is a TCP proxy to Redis that can stop forwarding for a while: the
+// network partition a lease has to survive (or not).
+type freezer struct {
+	ln     net.Listener
+	frozen atomic.Bool
+}
+
+func newFreezer(t *testing.T, target string) *freezer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &freezer{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			go f.pipe(c, u)
+			go f.pipe(u, c)
+		}
+	}()
+	return f
+}
+
+func (f *freezer) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for f.frozen.Load() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// A host cut off from Redis during its install loses its lease when the TTL
+// runs out; another host is admitted in its place. The first host must not
+// start its next destructive step (restart) until it holds a slot again,
+// i.e. until the other host has finished.
+func TestLostLeaseWaitsBeforeNextStep(t *testing.T) {
+	tb := newTestbed(t)   // lock TTL 1s
+	tb.members.n.Store(2) // cap = max(1, floor(2/3)) = 1
+	tb.index.publish("1.0-1")
+	log := &stepLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+
+	quiet := slog.New(slog.DiscardHandler)
+	fz := newFreezer(t, tb.redis.Addr)
+	cut := redis.NewClient(&redis.Options{Addr: fz.ln.Addr().String()})
+	defer cut.Close()
+	cutSem := redislock.New(cut, redislock.Options{TTL: tb.cfg.LockTTL, PollEvery: 50 * time.Millisecond, Logger: quiet})
+	cutState := redisstate.New(cut, redisstate.Options{})
+
+	a := &loggedHost{name: "a", log: log, installD: 1800 * time.Millisecond}
+	b := &loggedHost{name: "b", log: log, installD: 1500 * time.Millisecond}
+	a.version.Store("1.0-1")
+	b.version.Store("1.0-1")
+	a.onInstall = func() {
+		fz.frozen.Store(true)
+		time.AfterFunc(1500*time.Millisecond, func() { fz.frozen.Store(false) })
+	}
+	newAgent := func(h *loggedHost, lock Locker, state State) *Agent {
+		ag, err := New(tb.cfg, h.name, Deps{
+			Apps: []AppDeps{{Index: tb.index, Installer: h, Restarter: h, Drainer: h}},
+			Lock: lock, State: state, Members: tb.members, Compare: strings.Compare, Logger: quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ag.Once(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return ag
+	}
+	agentA := newAgent(a, cutSem, cutState)
+	agentB := newAgent(b, tb.sem, tb.state)
+	tb.index.publish("1.1-1")
+	wg.Add(1)
+	go func() { defer wg.Done(); agentA.Run(ctx) }()
+	agentA.Tick()
+	waitFor(t, "a installing", func() bool { return len(log.all()) >= 2 })
+	wg.Add(1)
+	go func() { defer wg.Done(); agentB.Run(ctx) }()
+	agentB.Tick()
+	waitFor(t, "both hosts on 1.1-1", func() bool {
+		return a.version.Load() == "1.1-1" && b.version.Load() == "1.1-1" && len(log.all()) == 8
+	})
+	want := []string{"a:drain", "a:install", "b:drain", "b:install", "b:restart", "b:restore", "a:restart", "a:restore"}
+	if steps := log.all(); !slices.Equal(steps, want) {
+		t.Fatalf("steps %v\nwant %v: the host that lost its lease must wait for the other to finish", steps, want)
+	}
+}
