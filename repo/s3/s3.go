@@ -302,7 +302,10 @@ type Error struct {
 	// Sentinel is the repo error this maps to (repo.ErrNotFound,
 	// repo.ErrPrecondition, repo.ErrNotModified), or nil.
 	Sentinel error
-	Err      error // the SDK's error
+	// Region is the bucket's region when the server says it is not the one
+	// the request was sent to.
+	Region string
+	Err    error // the SDK's error
 }
 
 func (e *Error) Error() string {
@@ -318,7 +321,10 @@ func (e *Error) Error() string {
 		}
 	}
 	b.WriteString(strings.Join(strings.Fields(e.Msg), " "))
-	if hint := hints[e.Code]; hint != "" {
+	switch hint := hints[e.Code]; {
+	case e.Region != "" && (e.Status == http.StatusMovedPermanently || e.Status == http.StatusBadRequest):
+		b.WriteString(" (the bucket is in region " + e.Region + ": set the region to it)")
+	case hint != "":
 		b.WriteString(" (" + hint + ")")
 	}
 	return strings.TrimSpace(b.String())
@@ -358,6 +364,10 @@ func (s *Store) fail(op, key string, err error) error {
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		e.Status = re.HTTPStatusCode()
+		if re.Response != nil {
+			// AWS names the bucket's region when a request went to another.
+			e.Region = re.Response.Header.Get("X-Amz-Bucket-Region")
+		}
 	}
 	var ae smithy.APIError
 	var ne *net.OpError

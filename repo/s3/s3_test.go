@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -231,5 +232,43 @@ func TestEndpointAndCredentialsFromEnvironment(t *testing.T) {
 	}
 	if _, err := st.Head(t.Context(), "k"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A bucket in another region: AWS answers 301 PermanentRedirect and names
+// the bucket's region in a header. AWS cannot be reached from the tests, so
+// this handler replays that answer.
+func TestWrongRegionNamesTheBucketRegion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Amz-Bucket-Region", "eu-west-1")
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusMovedPermanently)
+		if r.Method != http.MethodHead {
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?>`+
+				`<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message>`+
+				`<Endpoint>fleet.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>fleet</Bucket><RequestId>R</RequestId><HostId>H</HostId></Error>`)
+		}
+	}))
+	defer srv.Close()
+	st, err := s3.New(t.Context(), s3.Config{
+		Bucket: "fleet", Prefix: "apt", Region: "us-east-1", Endpoint: srv.URL,
+		Credentials: credentials.NewStaticCredentialsProvider("AKIA", "secret", ""),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, errGet := st.Get(t.Context(), "dists/production/InRelease", "")
+	_, errHead := st.Head(t.Context(), "dists/production/InRelease")
+	_, errPut := st.Put(t.Context(), "dists/production/InRelease", strings.NewReader("x"), 1, repo.PutOptions{})
+	for op, err := range map[string]error{"get": errGet, "head": errHead, "put": errPut} {
+		if err == nil || !strings.Contains(err.Error(), "the bucket is in region eu-west-1") {
+			t.Errorf("%s: %v, want the bucket's region named", op, err)
+		}
+		if errors.Is(err, repo.ErrNotFound) || errors.Is(err, repo.ErrPrecondition) {
+			t.Errorf("%s: %v maps to a repo sentinel", op, err)
+		}
+	}
+	if errGet != nil && !strings.Contains(errGet.Error(), "HTTP 301 PermanentRedirect") {
+		t.Errorf("get: %v", errGet)
 	}
 }
