@@ -444,6 +444,7 @@ const ListKeys = 1050
 
 func testListPages(t *testing.T, s repo.Store) {
 	key := func(i int) string { return fmt.Sprintf("pool/main/p/pkg/pkg_1.0.%04d_amd64.deb", i) }
+	c := ctx(t)
 	work := make(chan int)
 	var wg sync.WaitGroup
 	for range 8 {
@@ -451,7 +452,7 @@ func testListPages(t *testing.T, s repo.Store) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				if _, err := s.Put(ctx(t), key(i), strings.NewReader("x"), 1, repo.PutOptions{}); err != nil {
+				if _, err := s.Put(c, key(i), strings.NewReader("x"), 1, repo.PutOptions{}); err != nil {
 					t.Errorf("Put(%q): %v", key(i), err)
 				}
 			}
@@ -475,7 +476,7 @@ func testListPages(t *testing.T, s repo.Store) {
 	}
 	for _, tt := range tests {
 		i := tt.first
-		err := s.List(ctx(t), tt.prefix, func(o repo.Object) error {
+		err := s.List(c, tt.prefix, func(o repo.Object) error {
 			if i >= tt.end || o.Key != key(i) {
 				return fmt.Errorf("listed %q at position %d, want %q", o.Key, i-tt.first, key(min(i, tt.end-1)))
 			}
