@@ -284,7 +284,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// report logs a cycle's outcome: an error once while it repeats, then the recovery.
+// report logs a cycle's outcome: the first error of a run of failing cycles,
+// then the recovery.
 func (a *Agent) report(ar *appRun, err error) {
 	if err == nil {
 		if ar.lastErr != "" {
@@ -297,10 +298,12 @@ func (a *Agent) report(ar *appRun, err error) {
 		ar.lastErr = ""
 		return // logged as events already
 	}
-	if msg := err.Error(); msg != ar.lastErr {
+	if ar.lastErr == "" {
 		a.log.Error("cycle failed", "app", ar.Name, "env", ar.Env, "err", err)
-		ar.lastErr = msg
+	} else {
+		a.log.Debug("cycle failed again", "app", ar.Name, "env", ar.Env, "err", err)
 	}
+	ar.lastErr = err.Error()
 }
 
 // Once runs one check-and-deploy cycle of every app and returns the first error.
