@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/pkgbuild"
 )
 
@@ -19,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // epoch is the SOURCE_DATE_EPOCH of the golden builds.
 var epoch = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-func loadSpec(t *testing.T, path string) *pkgbuild.Spec {
+func loadSpec(t testing.TB, path string) *pkgbuild.Spec {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -199,8 +200,10 @@ func TestSpecErrors(t *testing.T) {
 			"SPEC: processes: set either procfile or processes, not both"},
 		{"bad environment name", base + "environment: {\"A-B\": x}\n", "",
 			`SPEC: environment: "A-B" is not a valid variable name`},
+		{"bad compression level", base + "compression: gzip:10\n", "",
+			`SPEC: compression: "gzip:10" is not one of gzip, gzip:1-9, xz, zstd, zstd:1-22, none`},
 		{"bad compression", base + "compression: lz4\n", "",
-			`SPEC: compression: "lz4" is not one of gzip, xz, zstd, none`},
+			`SPEC: compression: "lz4" is not one of gzip, gzip:1-9, xz, zstd, zstd:1-22, none`},
 		{"bad relation", base + "depends: [\"curl >= 7\"]\n", "",
 			`SPEC: depends[0]: "curl >= 7" is not a package relation like "libc6 (>= 2.36)"`},
 		{"generated path", base + "processes: {web: /a}\nconfig_files:\n  - {src: Procfile, dst: /etc/default/app}\n", "web: /a\n",
@@ -324,4 +327,43 @@ func listingMode(listing []string, path string) string {
 		}
 	}
 	return ""
+}
+
+// TestCompression builds the fixture with each compression and checks
+// dpkg-deb reads the package back: the data member, its files and control.
+func TestCompression(t *testing.T) {
+	testenv.NeedTools(t, "dpkg-deb", "ar")
+	tests := []struct{ compression, member string }{
+		{"gzip", "data.tar.gz"},
+		{"gzip:1", "data.tar.gz"},
+		{"xz", "data.tar.xz"},
+		{"zstd", "data.tar.zst"},
+		{"zstd:3", "data.tar.zst"},
+		{"none", "data.tar"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.compression, func(t *testing.T) {
+			s := loadSpec(t, "testdata/webapp/package.yaml")
+			s.Compression = tt.compression
+			deb := filepath.Join(t.TempDir(), s.FileName())
+			if err := os.WriteFile(deb, build(t, s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			members, err := exec.Command("ar", "t", deb).Output()
+			if err != nil {
+				t.Fatalf("ar t: %v", err)
+			}
+			if want := "debian-binary\ncontrol.tar.gz\n" + tt.member + "\n"; string(members) != want {
+				t.Errorf("members %q, want %q", members, want)
+			}
+			out, err := exec.Command("dpkg-deb", "--contents", deb).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "./usr/bin/webapp") {
+				t.Errorf("dpkg-deb --contents: %v\n%s", err, out)
+			}
+			out, err = exec.Command("dpkg-deb", "--field", deb, "Version").CombinedOutput()
+			if err != nil || string(out) != "2:1.4.0~rc1-3\n" {
+				t.Errorf("dpkg-deb --field: %v %q", err, out)
+			}
+		})
+	}
 }

@@ -73,8 +73,9 @@ type Spec struct {
 	// prints them: "statically-linked-binary [usr/bin/hello]") accepted for
 	// this package, shipped as /usr/share/lintian/overrides/<name>.
 	LintianOverrides []string `yaml:"lintian_overrides"`
-	// Compression of the package's data: "gzip" (level 9), "xz", "zstd" or
-	// "none". Default: "gzip".
+	// Compression of the package's data: "gzip" (level 9), "gzip:N" (N 1-9),
+	// "xz", "zstd" (about zstd level 7), "zstd:N" (N 1-22, in nfpm's four
+	// zstd speed steps), or "none". Default: "gzip".
 	Compression string `yaml:"compression"`
 
 	// ModTime is the time stamped on every file and archive member. Zero
@@ -228,14 +229,14 @@ func (s *Spec) applyDefaults() error {
 }
 
 var (
-	namePattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	archPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
-	procPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-	userPattern    = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	envKeyPattern  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	maintPattern   = regexp.MustCompile(`^[^<>]+ <[^<>@\s]+@[^<>\s]+>$`)
-	relationChars  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.:-]*( *\([<>=]{1,2} *[A-Za-z0-9.+~:-]+\))?( *\| *[a-z0-9][a-z0-9+.:-]*( *\([<>=]{1,2} *[A-Za-z0-9.+~:-]+\))?)*$`)
-	compressorsStr = []string{"gzip", "xz", "zstd", "none"}
+	namePattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	archPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	procPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	userPattern        = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	envKeyPattern      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	maintPattern       = regexp.MustCompile(`^[^<>]+ <[^<>@\s]+@[^<>\s]+>$`)
+	relationChars      = regexp.MustCompile(`^[a-z0-9][a-z0-9+.:-]*( *\([<>=]{1,2} *[A-Za-z0-9.+~:-]+\))?( *\| *[a-z0-9][a-z0-9+.:-]*( *\([<>=]{1,2} *[A-Za-z0-9.+~:-]+\))?)*$`)
+	compressionPattern = regexp.MustCompile(`^(gzip(:[1-9])?|xz|zstd(:([1-9]|1[0-9]|2[0-2]))?|none)$`)
 )
 
 func (s *Spec) bad(field, format string, args ...any) error {
@@ -262,8 +263,8 @@ func (s *Spec) validate() error {
 		return s.bad("description", "the first line (synopsis) is %d characters; at most 80", len(firstLine(s.Description)))
 	case !userPattern.MatchString(s.User):
 		return s.bad("user", "%q is not a valid user name", s.User)
-	case !slices.Contains(compressorsStr, s.Compression):
-		return s.bad("compression", "%q is not one of %s", s.Compression, strings.Join(compressorsStr, ", "))
+	case !compressionPattern.MatchString(s.Compression):
+		return s.bad("compression", "%q is not one of gzip, gzip:1-9, xz, zstd, zstd:1-22, none", s.Compression)
 	case s.Procfile != "" && len(s.Processes) > 0:
 		return s.bad("processes", "set either procfile or processes, not both")
 	}
@@ -424,7 +425,7 @@ func (s *Spec) SetVersion(v string) error {
 	return nil
 }
 
-// Processes returns the package's processes in unit order.
+// ProcessList returns the package's processes in unit order.
 func (s *Spec) ProcessList() []Process { return slices.Clone(s.procs) }
 
 // File returns the file the spec was read from.

@@ -51,7 +51,6 @@ func TestInstance(t *testing.T) {
 	}
 	dir := t.TempDir()
 	inst, err := instance.Boot(ctx, base, instance.Options{
-		Name:  "aptfleet-test-" + strings.ToLower(t.Name()[4:]),
 		Dir:   dir,
 		Binds: []string{hostDir + ":/mnt/host"},
 		Setup: func(root string) error {
