@@ -82,6 +82,10 @@ func (c *Checker) Check(ctx context.Context) error {
 		start := time.Now()
 		tries++
 		if err := c.probe(ctx); err != nil {
+			if ctx.Err() != nil && last != "" {
+				// Cut off by the deadline: the failure before says more.
+				return c.unhealthy(best, tries, last)
+			}
 			streak, last = 0, err.Error()
 		} else {
 			streak++
