@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	"github.com/goreleaser/nfpm/v2/deb"
+	"github.com/goreleaser/nfpm/v2/files"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller/redisstate"
+	"github.com/aptfleet/aptfleet/repo"
+	"github.com/aptfleet/aptfleet/repo/dir"
+)
+
+// syncBuffer is a goroutine-safe writer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestRunServesAndRecords runs `puller run` with the real wiring (repo
+// reader on a signed local repository, Redis, a Serf member on loopback,
+// dpkg-query) for an app that is already at its newest version: a package
+// this machine has installed, published at its installed version. The agent
+// records the host in Redis, serves its metrics and stops cleanly.
+func TestRunServesAndRecords(t *testing.T) {
+	testenv.NeedTools(t, "dpkg-query")
+	const app = "base-files"
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Version}", app).Output()
+	if err != nil || len(out) == 0 {
+		testenv.Skip(t, "dpkg-query cannot tell the version of "+app)
+	}
+	installed := string(out)
+	srv := testenv.StartRedis(t, testenv.RedisOptions{})
+	work := t.TempDir()
+
+	var key bytes.Buffer
+	if err := repo.GenerateKey(&key, "run test", "tests@aptfleet.invalid", nil); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := repo.ParseSigner(key.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := filepath.Join(work, "keyring.gpg")
+	f, err := os.Create(keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Keyring().Write(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	repoDir := filepath.Join(work, "repo")
+	store, err := dir.Open(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	debPath := filepath.Join(work, app+".deb")
+	buildTestDeb(t, debPath, app, installed)
+	r := &repo.Repo{Store: store, Signer: signer, Config: repo.DefaultConfig()}
+	if _, err := r.Publish(context.Background(), "testing", "main", []string{debPath}); err != nil {
+		t.Fatal(err)
+	}
+
+	metrics := freeAddr(t)
+	cfg := writeConfig(t, `host_id: i-run-test
+schedule: "@every 1s"
+jitter: 0s
+metrics_listen: "`+metrics+`"
+redis: {addr: "`+srv.Addr+`"}
+serf: {bind: "`+freeAddr(t)+`"}
+apps:
+  - name: `+app+`
+    env: testing
+    repo: "`+repoDir+`"
+    keyring: "`+keyring+`"
+`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"run", "--config", cfg}, io.Discard, &stderr) }()
+
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	state := redisstate.New(rdb, redisstate.Options{})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		hosts, _ := state.Hosts(ctx, app, "testing")
+		if h, ok := hosts["i-run-test"]; ok && h.Version == installed && h.State == redisstate.StateOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("host not recorded ok on %s within 20s; log:\n%s", installed, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`aptfleet_puller_version_info{app="` + app + `",env="testing",version="` + installed + `"} 1`,
+		`aptfleet_puller_last_check_timestamp_seconds{app="` + app + `",env="testing"}`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop within 15s of its context ending")
+	}
+	if strings.Contains(stderr.String(), "level=ERROR") {
+		t.Errorf("errors logged:\n%s", stderr.String())
+	}
+}
+
+// buildTestDeb writes a minimal package name=version (never installed).
+func buildTestDeb(t *testing.T, path, name, version string) {
+	t.Helper()
+	payload := filepath.Join(filepath.Dir(path), "payload")
+	if err := os.WriteFile(payload, []byte(name+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := nfpm.WithDefaults(&nfpm.Info{
+		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
+		Maintainer: "aptfleet tests <tests@aptfleet.invalid>", Description: "test package",
+		Overridables: nfpm.Overridables{Contents: files.Contents{{
+			Source: payload, Destination: "/usr/share/aptfleet-test/payload",
+			FileInfo: &files.ContentFileInfo{Mode: 0o644},
+		}}},
+	})
+	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := deb.Default.Package(info, &b); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
