@@ -141,6 +141,7 @@ type appRun struct {
 	current     string // installed version, once known
 	known       bool   // current was read
 	needRestore bool   // drained but not yet restored
+	unhealthy   bool   // a rollback failed: out of service until healthy again
 	lastErr     string // last cycle error, to log a repeating one once
 }
 
@@ -365,6 +366,14 @@ func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 	return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, redisstate.StateOK)
 }
 
+// restingState is the state of a host with nothing to deploy.
+func (a *Agent) restingState(ar *appRun) string {
+	if ar.unhealthy {
+		return redisstate.StateFailed
+	}
+	return redisstate.StateOK
+}
+
 func (ar *appRun) check(ctx context.Context) error {
 	if ar.Checker == nil {
 		return nil
@@ -413,6 +422,10 @@ func (a *Agent) setCurrent(ar *appRun, v string) {
 
 // cycle is one check-and-deploy of one app.
 func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
+	if ar.unhealthy && ar.check(ctx) == nil {
+		a.log.Info("healthy again after a failed rollback", "app", ar.Name, "env", ar.Env)
+		ar.unhealthy, ar.needRestore = false, true
+	}
 	if ar.needRestore && ar.Drainer != nil {
 		if err := ar.Drainer.Restore(ctx); err != nil {
 			return fmt.Errorf("restore into the load balancer: %w", err)
@@ -426,7 +439,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 	}
 	if !changed && ar.known {
 		// Idle: one conditional request, and the heartbeat that keeps this host live in status.
-		return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, ar.current, redisstate.StateOK)
+		return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, ar.current, a.restingState(ar))
 	}
 	for attempt := 0; ; attempt++ {
 		target, current, err := a.target(ctx, ar)
@@ -435,7 +448,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		}
 		if target == "" || target == current {
 			ar.etag = etag
-			return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, redisstate.StateOK)
+			return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, a.restingState(ar))
 		}
 		err = a.deploy(ctx, ar, current, target)
 		switch {
@@ -522,6 +535,7 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 			return a.fail(ctx, ar, current, target, step.name+": "+err.Error(), start)
 		}
 	}
+	ar.unhealthy = false
 	a.restore(ctx, ar)
 	a.setCurrent(ar, target)
 	d := a.now().Sub(start)
@@ -612,6 +626,7 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason st
 			a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
 			_ = a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateFailed)
 			back = ""
+			ar.needRestore, ar.unhealthy = false, true // out of service until healthy
 		}
 	}
 	r, _ := a.deps.State.FinishHost(ctx, app, env, target, false)

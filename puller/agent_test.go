@@ -765,3 +765,68 @@ func TestLostLeaseWaitsBeforeNextStep(t *testing.T) {
 		t.Fatalf("steps %v\nwant %v: the host that lost its lease must wait for the other to finish", steps, want)
 	}
 }
+
+// When the rollback fails too, the host stays out of the load balancer in
+// state failed, the version is still marked broken, and no rolled_back event
+// is sent.
+func TestFailedRollbackKeepsHostOut(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(1)
+	tb.fleet.installed["i-1"] = "1.0-1"
+	tb.index.publish("1.0-1")
+	a := tb.agent("i-1", nil)
+	ctx := context.Background()
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tb.fleet.mu.Lock()
+	tb.fleet.bad["1.0-1"], tb.fleet.bad["1.1-1"] = true, true // e.g. a shared dependency broke
+	tb.fleet.mu.Unlock()
+	tb.index.publish("1.1-1")
+	err := a.Once(ctx)
+	if !errors.Is(err, ErrDeployFailed) {
+		t.Fatalf("Once = %v, want ErrDeployFailed", err)
+	}
+	hosts, _ := tb.state.Hosts(ctx, "hello", "staging")
+	if h := hosts["i-1"]; h.State != redisstate.StateFailed {
+		t.Errorf("host state %+v, want failed", h)
+	}
+	if b, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.1-1"); b == nil {
+		t.Error("1.1-1 not marked broken")
+	}
+	tb.fleet.mu.Lock()
+	drained := tb.fleet.drained
+	tb.fleet.mu.Unlock()
+	if drained != 1 {
+		t.Errorf("%d hosts drained, want the failed host kept out", drained)
+	}
+	if n := len(tb.events.of(event.RolledBack)); n != 0 {
+		t.Errorf("%d rolled_back events for a failed rollback", n)
+	}
+	if n := len(tb.events.of(event.Halted)); n != 1 {
+		t.Errorf("%d halted events, want 1", n)
+	}
+	// The next cycle neither puts the unhealthy host back in service nor reports it ok.
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tb.fleet.mu.Lock()
+	drained = tb.fleet.drained
+	tb.fleet.bad["1.0-1"] = false // the dependency is fixed
+	tb.fleet.mu.Unlock()
+	hosts, _ = tb.state.Hosts(ctx, "hello", "staging")
+	if drained != 1 || hosts["i-1"].State != redisstate.StateFailed {
+		t.Errorf("after another cycle: %d drained, state %q; want still out and failed", drained, hosts["i-1"].State)
+	}
+	// Once healthy again, the host goes back in service and reports ok.
+	if err := a.Once(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tb.fleet.mu.Lock()
+	drained = tb.fleet.drained
+	tb.fleet.mu.Unlock()
+	hosts, _ = tb.state.Hosts(ctx, "hello", "staging")
+	if drained != 0 || hosts["i-1"].State != redisstate.StateOK || hosts["i-1"].Version != "1.0-1" {
+		t.Errorf("after recovery: %d drained, host %+v; want restored, ok on 1.0-1", drained, hosts["i-1"])
+	}
+}
