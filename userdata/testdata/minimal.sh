@@ -132,6 +132,7 @@ sys.stdout.write(v)' "$@"
 
 # aws_call SERVICE URL CONTENT-TYPE BODY [HEADER] signs a POST with SigV4.
 aws_call() {
+	if [ -z "${AK:-}" ]; then aws_credentials; fi
 	local -a headers=(-H "Content-Type: $3")
 	if [ -n "$TOKEN" ]; then headers+=(-H "X-Amz-Security-Token: $TOKEN"); fi
 	if [ -n "${5:-}" ]; then headers+=(-H "$5"); fi
@@ -148,8 +149,9 @@ ssm_parameter() {
 		json_field Parameter Value
 }
 
-step "read secrets from SSM"
-aws_credentials
+if [ -n "$REDIS_AUTH_PARAMETER$SERF_KEY_PARAMETER" ]; then
+	step "read secrets from SSM"
+fi
 if [ -n "$REDIS_AUTH_PARAMETER" ]; then
 	value=$(ssm_parameter "$REDIS_AUTH_PARAMETER")
 	printf '%s\n' "$value" | put /etc/aptfleet/redis-password 0600
@@ -251,7 +253,11 @@ set -a
 . "$ENV_FILE"
 set +a
 retry puller bootstrap
-dpkg-query -W -f='${Package} ${Version}\n' "$APP"
+if [ "$(dpkg-query -W -f='${db:Status-Status}' "$APP" 2>/dev/null)" != installed ]; then
+	log "puller bootstrap left $APP uninstalled"
+	exit 1
+fi
+log "$APP $(dpkg-query -W -f='${Version}' "$APP") installed"
 
 step "start the puller"
 systemctl daemon-reload
