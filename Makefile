@@ -206,3 +206,13 @@ demo-repo: hello ## publish hello to a local signed repo (staging), promote it t
 	.demo/pkgbuild list --repo $(DEMO_REPO) --dist production --keyring .demo/repo.gpg
 	.demo/pkgbuild verify --repo $(DEMO_REPO) --keyring .demo/repo.gpg
 	@echo "apt source: deb [signed-by=$(CURDIR)/.demo/repo.gpg] file:$(CURDIR)/$(DEMO_REPO) production main"
+
+# --- puller: rolling lock (redislock) and membership (gossip) ---------------------
+
+.PHONY: trials-lock
+trials-lock: ## lock-safety trials against a real redis-server, with their counts
+	$(GO) test -count=1 -v -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep' ./puller/redislock
+
+.PHONY: bench-gossip
+bench-gossip: ## time from a deploy announce until all of 30 / 100 Serf members on loopback have it
+	$(GO) test -run '^$$' -bench DeployReaction -benchtime 20x ./puller/gossip
