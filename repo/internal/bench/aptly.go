@@ -95,5 +95,5 @@ func (a *aptly) publish(ctx context.Context, p pkg) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	return result{Wall: add.Wall + upd.Wall, MaxRSS: max(add.MaxRSS, upd.MaxRSS)}, nil
+	return result{Wall: add.Wall + upd.Wall, CPU: add.CPU + upd.CPU, MaxRSS: max(add.MaxRSS, upd.MaxRSS)}, nil
 }

@@ -199,8 +199,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 					return fmt.Errorf("%s publish at %d: %w", t.name, n, err)
 				}
 				res.counts = srv.take()
-				logf("%-34s n=%-6d run %d: %.3fs %d requests (%s) %s uploaded, %s peak", t.name, n, r+1,
-					res.Wall.Seconds(), res.Requests, res.kinds(), size(res.Uploaded), size(res.MaxRSS))
+				logf("%-34s n=%-6d run %d: %.3fs (CPU %.2fs) %d requests (%s) %s uploaded, %s peak", t.name, n, r+1,
+					res.Wall.Seconds(), res.CPU.Seconds(), res.Requests, res.kinds(), size(res.Uploaded), size(res.MaxRSS))
 				byTool[t.name].results = append(byTool[t.name].results, res)
 				if t.name == "aptfleet" {
 					published = append(published, p)
@@ -270,7 +270,7 @@ func printTable(w io.Writer, rows []row, runs int, loadStart, loadEnd string) {
 	fmt.Fprintf(w, "\npublish one .deb into a dist of N versions, gofakes3 on loopback, median of %d runs (%d CPUs, load average %s at start, %s at end)\n\n",
 		runs, runtime.NumCPU(), loadStart, loadEnd)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "tool\tN\tmedian s\tmin s\tmax s\tS3 requests\tuploaded\tpeak RSS\tvs aptly\t")
+	fmt.Fprintln(tw, "tool\tN\tmedian s\tmin s\tmax s\tCPU s\tS3 requests\tuploaded\tpeak RSS\tvs aptly\t")
 	ref := map[int]float64{}
 	for _, r := range rows {
 		if strings.HasPrefix(r.tool, "aptly") {
@@ -286,6 +286,7 @@ func printTable(w io.Writer, rows []row, runs int, loadStart, loadEnd string) {
 		byWall := func(a, b result) int { return cmp.Compare(a.Wall, b.Wall) }
 		lo := slices.MinFunc(r.results, byWall).Wall.Seconds()
 		hi := slices.MaxFunc(r.results, byWall).Wall.Seconds()
+		cpu := median(r.results, func(x result) float64 { return x.CPU.Seconds() })
 		req := median(r.results, func(x result) float64 { return float64(x.Requests) })
 		up := median(r.results, func(x result) float64 { return float64(x.Uploaded) })
 		rss := slices.MaxFunc(r.results, func(a, b result) int { return cmp.Compare(a.MaxRSS, b.MaxRSS) }).MaxRSS
@@ -293,11 +294,12 @@ func printTable(w io.Writer, rows []row, runs int, loadStart, loadEnd string) {
 		if a := ref[r.size]; a > 0 && !strings.HasPrefix(r.tool, "aptly") {
 			ratio = fmt.Sprintf("%.1fx faster", a/m)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", r.tool, r.size, m, lo, hi,
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t%s\t%s\t%s\t%s\t\n", r.tool, r.size, m, lo, hi, cpu,
 			fmt.Sprintf("%g (%s)", req, r.results[len(r.results)/2].kinds()), size(int64(up)), size(rss), ratio)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nS3 requests: median count, with the kinds of one run; uploaded: request body bytes (median); peak RSS: largest of the runs (aptly: of repo add and publish update).")
+	fmt.Fprintln(w, "\nCPU: median user+system time of the publishing process(es); S3 requests: median count, with the kinds of one run;")
+	fmt.Fprintln(w, "uploaded: request body bytes (median); peak RSS: largest of the runs (aptly: of repo add and publish update).")
 }
 
 func size(b int64) string {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -15,7 +14,8 @@ import (
 // result is one measured publish.
 type result struct {
 	Wall   time.Duration
-	MaxRSS int64 // bytes, the largest of the processes involved
+	CPU    time.Duration // user + system time of the processes involved
+	MaxRSS int64         // bytes, the largest of the processes involved
 	counts
 }
 
@@ -31,7 +31,7 @@ const timeBin = "/usr/bin/time"
 // its wall time and peak resident memory.
 func run(ctx context.Context, dir string, env []string, args ...string) (result, error) {
 	rssFile := filepath.Join(dir, ".maxrss")
-	cmd := exec.CommandContext(ctx, timeBin, append([]string{"-f", "%M", "-o", rssFile, "--"}, args...)...)
+	cmd := exec.CommandContext(ctx, timeBin, append([]string{"-f", "%M %U %S", "-o", rssFile, "--"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cmd.Environ(), env...)
 	var out bytes.Buffer
@@ -46,11 +46,13 @@ func run(ctx context.Context, dir string, env []string, args ...string) (result,
 	if err != nil {
 		return result{}, err
 	}
-	kb, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
+	var kb int64
+	var user, sys float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d %f %f", &kb, &user, &sys); err != nil {
 		return result{}, fmt.Errorf("%s: %q: %w", timeBin, b, err)
 	}
-	return result{Wall: wall, MaxRSS: kb * 1024}, nil
+	cpu := time.Duration((user + sys) * float64(time.Second))
+	return result{Wall: wall, CPU: cpu, MaxRSS: kb * 1024}, nil
 }
 
 func lastLines(s string, n int) string {
