@@ -101,7 +101,7 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 			for k, p := range st.pkgs {
 				if ref.matches(p) {
 					removed = append(removed, p)
-					delete(st.pkgs, k)
+					st.del(k)
 				}
 			}
 			if len(removed) == n {
@@ -184,7 +184,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 				}
 				if opts.Keep > 0 && newer >= opts.Keep {
 					drop = append(drop, p)
-					delete(st.pkgs, k)
+					st.del(k)
 				}
 			}
 		}
@@ -323,12 +323,13 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			if !strings.HasSuffix(f.Path, "/Packages.gz") {
 				continue
 			}
-			plain, err := gunzipAll(b)
+			pf, hasPlain := rel.File(strings.TrimSuffix(f.Path, ".gz"))
+			plain, err := gunzipAll(b, pf.Size)
 			if err != nil {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
 				continue
 			}
-			if pf, ok := rel.File(strings.TrimSuffix(f.Path, ".gz")); ok && !matches(plain, pf) {
+			if hasPlain && !matches(plain, pf) {
 				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): decompressed, %v", bkey, f.Path, ErrCorrupt))
 				continue
 			}

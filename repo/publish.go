@@ -154,6 +154,13 @@ type state struct {
 	release *Release // nil for a new dist
 	pkgs    map[pkgKey]Package
 	order   []pkgKey // index order; new entries go last
+	deleted bool     // a key may have been deleted and added again
+}
+
+// del removes the entry with key k.
+func (s *state) del(k pkgKey) {
+	delete(s.pkgs, k)
+	s.deleted = true
 }
 
 // add inserts or replaces p.
@@ -169,12 +176,19 @@ func (s *state) add(p Package) {
 // version on every publish; apt does not care about the order.
 func (s *state) ordered() []Package {
 	out := make([]Package, 0, len(s.pkgs))
-	seen := make(map[pkgKey]bool, len(s.pkgs))
+	var seen map[pkgKey]bool
+	if s.deleted {
+		seen = make(map[pkgKey]bool, len(s.pkgs))
+	}
 	for _, k := range s.order {
-		if p, ok := s.pkgs[k]; ok && !seen[k] {
-			seen[k] = true
-			out = append(out, p)
+		p, ok := s.pkgs[k]
+		if !ok || seen != nil && seen[k] {
+			continue
 		}
+		if seen != nil {
+			seen[k] = true
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -260,7 +274,7 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	var files []indexFile
 	for _, comp := range comps {
 		for _, arch := range archs {
-			var sel []Package
+			sel := make([]Package, 0, len(pkgs))
 			for _, p := range pkgs {
 				if p.Component == comp && (p.Architecture == arch || p.Architecture == "all") {
 					sel = append(sel, p)

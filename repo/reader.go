@@ -10,6 +10,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // Errors reading a dist.
@@ -141,7 +142,7 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			if !ok {
 				return nil, fmt.Errorf("%s: %w: %s not listed", inReleaseKey(dist), ErrCorrupt, path)
 			}
-			pkgs, err := readPackages(ctx, s, dist, comp, rf)
+			pkgs, err := readPackages(ctx, s, dist, comp, rel, rf)
 			if err != nil {
 				return nil, err
 			}
@@ -171,7 +172,7 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 
 // readPackages fetches the index rf (Packages.gz) by hash, checks its
 // checksum and parses it.
-func readPackages(ctx context.Context, s Store, dist, comp string, rf ReleaseFile) ([]Package, error) {
+func readPackages(ctx context.Context, s Store, dist, comp string, rel *Release, rf ReleaseFile) ([]Package, error) {
 	key := byHashKey(dist, rf.Path, rf.SHA256)
 	data, _, err := getAll(ctx, s, key)
 	if err != nil {
@@ -180,17 +181,24 @@ func readPackages(ctx context.Context, s Store, dist, comp string, rf ReleaseFil
 	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rf.SHA256 || int64(len(data)) != rf.Size {
 		return nil, fmt.Errorf("%s: %w", key, ErrCorrupt)
 	}
-	return parseCompressed(key, data, comp)
+	plainSize := int64(0)
+	if pf, ok := rel.File(strings.TrimSuffix(rf.Path, ".gz")); ok {
+		plainSize = pf.Size
+	}
+	return parseCompressed(key, data, comp, plainSize)
 }
 
-// gunzipAll decompresses data.
-func gunzipAll(data []byte) ([]byte, error) {
+// gunzipAll decompresses data; size, when known, is the decompressed size
+// (from Release), so the buffer is allocated once.
+func gunzipAll(data []byte, size int64) ([]byte, error) {
 	z, err := gzip.NewReader(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
-	var plain bytes.Buffer
-	plain.Grow(len(data) * 6)
+	if size <= 0 || size > 1<<31 {
+		size = int64(len(data)) * 6
+	}
+	plain := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
 	if _, err := plain.ReadFrom(z); err != nil {
 		return nil, err
 	}
@@ -198,8 +206,8 @@ func gunzipAll(data []byte) ([]byte, error) {
 }
 
 // parseCompressed parses a Packages.gz held in data.
-func parseCompressed(key string, data []byte, comp string) ([]Package, error) {
-	plain, err := gunzipAll(data)
+func parseCompressed(key string, data []byte, comp string, plainSize int64) ([]Package, error) {
+	plain, err := gunzipAll(data, plainSize)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
