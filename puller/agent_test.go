@@ -830,3 +830,24 @@ func TestFailedRollbackKeepsHostOut(t *testing.T) {
 		t.Errorf("after recovery: %d drained, host %+v; want restored, ok on 1.0-1", drained, hosts["i-1"])
 	}
 }
+
+func TestScheduleTicks(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(1)
+	tb.cfg.Schedule = "@every 1s"
+	tb.cfg.Jitter = 500 * time.Millisecond
+	tb.fleet.installed["i-1"] = "1.0-1"
+	tb.index.publish("1.0-1")
+	a := tb.agent("i-1", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	time.Sleep(3700 * time.Millisecond)
+	cancel()
+	<-done
+	// The first tick comes within 1s (the schedule rounds to the second) plus
+	// the host's offset (< 0.5s), then one every second: 3 or 4 in 3.7s.
+	if got := tb.index.checks.Load(); got < 3 || got > 4 {
+		t.Errorf("%d checks in 3.7s of @every 1s with jitter offset %s, want 3 or 4", got, jitterOffset("i-1", tb.cfg.Jitter))
+	}
+}
