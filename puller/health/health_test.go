@@ -105,7 +105,7 @@ func TestCheckConnectionRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	c, err := New(Config{URL: url, Interval: 10 * time.Millisecond, Deadline: 100 * time.Millisecond})
+	c, err := New(Config{URL: url, Interval: 10 * time.Millisecond, Deadline: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
