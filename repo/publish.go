@@ -317,7 +317,12 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 		return fmt.Errorf("commit %s: %w", key, err)
 	}
 	r.step(StepCommit)
-	return r.writeDerived(ctx, st.dist, o.ETag, release, detached, files)
+	// The change is committed: a failure from here on is only logged, since
+	// the derived files it leaves stale are rewritten by the next change.
+	if err := r.writeDerived(ctx, st.dist, o.ETag, release, detached, files); err != nil {
+		r.log().Warn("committed, but the derived files were not all written; the next change rewrites them", "dist", st.dist, "err", err)
+	}
+	return nil
 }
 
 func contentType(path string) string {

@@ -3,7 +3,9 @@ package repo_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,9 +39,16 @@ func s3Repo(t *testing.T, srv *s3server.Server, prefix string, key repotest.Key)
 // growing with the repository.
 func TestOnS3(t *testing.T) {
 	var requests atomic.Int64
+	var failPuts atomic.Value // PUTs of keys containing this fail with 403
+	failPuts.Store("")
 	srv := s3server.GoFakeS3(t, "aptfleet", func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			requests.Add(1)
+			if suffix := failPuts.Load().(string); suffix != "" && r.Method == http.MethodPut && strings.Contains(r.URL.Path, suffix) {
+				// 403 rather than 5xx, which the SDK retries with backoff.
+				http.Error(w, "<Error><Code>AccessDenied</Code><Message>injected</Message></Error>", http.StatusForbidden)
+				return
+			}
 			h.ServeHTTP(w, r)
 		})
 	})
@@ -109,6 +118,61 @@ func TestOnS3(t *testing.T) {
 		}
 	})
 
+	t.Run("S3 errors leave the dist as it was", func(t *testing.T) {
+		r := s3Repo(t, srv, "errors", key)
+		v1 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "1.0-1"})
+		if _, err := r.Publish(ctx, "staging", "", []string{v1}); err != nil {
+			t.Fatal(err)
+		}
+		state := func() string {
+			rc, _, err := r.Store.Get(ctx, "dists/staging/InRelease", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			b, _ := io.ReadAll(rc)
+			return string(b)
+		}
+		before := state()
+		v2 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "2.0-1"})
+		for _, suffix := range []string{".deb", "/by-hash/", "/InRelease"} {
+			failPuts.Store(suffix)
+			_, err := r.Publish(ctx, "staging", "", []string{v2})
+			failPuts.Store("")
+			if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "403") {
+				t.Errorf("PUT %s failing: error %v, want a one-line error with the status", suffix, err)
+			}
+			if state() != before {
+				t.Fatalf("PUT %s failing: InRelease changed", suffix)
+			}
+			if _, err := r.Verify(ctx); err != nil {
+				t.Fatalf("PUT %s failing: %v", suffix, err)
+			}
+		}
+		eq(t, "staging", listOf(t, r, "staging"), []string{"hello 1.0-1 amd64"})
+
+		// A failure after the commit: the publish has happened, the stale
+		// derived file is reported by verify and rewritten by the next change.
+		failPuts.Store("/Packages.gz")
+		_, err := r.Publish(ctx, "staging", "", []string{v2})
+		failPuts.Store("")
+		if err != nil {
+			t.Fatalf("publish with a failing derived write: %v", err)
+		}
+		rep, err := r.Verify(ctx)
+		if err != nil || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "Packages.gz") {
+			t.Fatalf("verify after a failed derived write: %v %q", err, rep.Warnings)
+		}
+		v3 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "3.0-1"})
+		if _, err := r.Publish(ctx, "staging", "", []string{v3}); err != nil {
+			t.Fatal(err)
+		}
+		if rep, err := r.Verify(ctx); err != nil || len(rep.Warnings) != 0 {
+			t.Fatalf("verify after the next publish: %v %q", err, rep.Warnings)
+		}
+		eq(t, "staging", listOf(t, r, "staging"), []string{"hello 3.0-1 amd64", "hello 2.0-1 amd64", "hello 1.0-1 amd64"})
+	})
+
 	t.Run("requests per publish independent of size", func(t *testing.T) {
 		count := func(existing int) int64 {
 			prefix := fmt.Sprintf("size/%d", existing)
@@ -138,4 +202,17 @@ func TestOnS3(t *testing.T) {
 func fileExists(p string) bool {
 	_, err := osStat(p)
 	return err == nil
+}
+
+func listOf(t *testing.T, r *repo.Repo, dist string) []string {
+	t.Helper()
+	pkgs, err := r.List(context.Background(), dist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pkgs {
+		out = append(out, p.String())
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -52,7 +53,7 @@ func (f *repoFlags) signer() (*repo.Signer, error) {
 // open returns the repository; signing commands get a Signer, the others
 // a Keyring (from --keyring, else the public half of the signing key).
 func (f *repoFlags) open(ctx context.Context, signing bool, stderr io.Writer) (*repo.Repo, error) {
-	r := &repo.Repo{}
+	r := &repo.Repo{Log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	switch {
 	case signing:
 		s, err := f.signer()
