@@ -8,8 +8,12 @@
 //	pool/<component>/<prefix>/<source>/<name>_<version>_<arch>.deb   immutable
 //	dists/<dist>/InRelease                                            the commit point (clearsigned Release)
 //	dists/<dist>/Release, Release.gpg                                 derived from InRelease
-//	dists/<dist>/<component>/binary-<arch>/Packages{,.gz,.xz}         derived copies
+//	dists/<dist>/<component>/binary-<arch>/Packages.gz (.xz)          derived copies
 //	dists/<dist>/<component>/binary-<arch>/by-hash/SHA256/<hex>       content-addressed indexes
+//
+// Release lists the uncompressed Packages too (apt needs the entry and
+// checks the decompressed bytes against it), but only compressed indexes are
+// stored, as on Debian's mirrors.
 //
 // # Publishing without a lock or a database
 //
