@@ -76,9 +76,13 @@ APT=(apt-get -y -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3
 	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
 
 step "install apt-transport-s3"
-if ! dpkg-query -W -f='${Status}' apt-transport-s3 2>/dev/null | grep -q 'ok installed'; then
+missing=()
+for pkg in apt-transport-s3 python3 curl ca-certificates; do
+	if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" != installed ]; then missing+=("$pkg"); fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
 	retry "${APT[@]}" update --error-on=any
-	retry "${APT[@]}" install --no-install-recommends apt-transport-s3 python3 curl ca-certificates
+	retry "${APT[@]}" install --no-install-recommends "${missing[@]}"
 fi
 
 step "write the repository keyring"
