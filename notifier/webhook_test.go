@@ -60,6 +60,9 @@ func testMessage() *slack.WebhookMessage {
 }
 
 func TestWebhookPost(t *testing.T) {
+	// The webhook's clock is pinned to a whole second, so an HTTP-date
+	// Retry-After (second resolution) reads back exactly.
+	now := time.Now().Truncate(time.Second)
 	tests := []struct {
 		name      string
 		replies   []reply
@@ -78,7 +81,7 @@ func TestWebhookPost(t *testing.T) {
 			timeout:   time.Minute,
 			wantPosts: 3, wantWaits: []time.Duration{3 * time.Second, time.Second}},
 		{name: "429 with an HTTP-date Retry-After",
-			replies:   []reply{{429, time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat), "rate_limited"}, {200, "", "ok"}},
+			replies:   []reply{{429, now.Add(90 * time.Second).UTC().Format(http.TimeFormat), "rate_limited"}, {200, "", "ok"}},
 			wantPosts: 2, wantWaits: []time.Duration{90 * time.Second}},
 		{name: "429 beyond the deadline fails at once",
 			replies: []reply{{429, "30", "rate_limited"}},
@@ -112,6 +115,7 @@ func TestWebhookPost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, posts := scriptedSlack(t, tt.replies...)
 			w := NewWebhook(srv.URL, srv.Client(), DefaultWebhookConfig())
+			w.now = func() time.Time { return now }
 			var waits []time.Duration
 			w.wait = func(ctx context.Context, d time.Duration) error {
 				waits = append(waits, d.Round(time.Second))
