@@ -88,7 +88,7 @@ func TestWebhookPost(t *testing.T) {
 			timeout: 10 * time.Second, wantPosts: 1,
 			wantStatus: 429, wantRetryable: true, wantSlackErr: "rate_limited", wantNoTime: true},
 		{name: "429 inside the reserve fails at once",
-			replies: []reply{{429, "9", "rate_limited"}},
+			replies: []reply{{429, "9.5", "rate_limited"}},
 			timeout: 10 * time.Second, wantPosts: 1,
 			wantStatus: 429, wantRetryable: true, wantNoTime: true},
 		{name: "429 forever gives up after MaxAttempts",
