@@ -51,7 +51,7 @@ func TestBootstrap(t *testing.T) {
 
 	invs := []invocation{
 		{id: "req-ok", timeout: 30 * time.Second, slackStatus: 200, slackBody: "ok", want: "response"},
-		{id: "req-429", timeout: 5 * time.Second, slackStatus: 429, retryAfter: "60", slackBody: "rate_limited", want: "error"},
+		{id: "req-429", timeout: 10 * time.Second, slackStatus: 429, retryAfter: "60", slackBody: "rate_limited", want: "error"},
 		{id: "req-400", timeout: 30 * time.Second, slackStatus: 400, slackBody: "invalid_payload", want: "response"},
 		{id: "req-500", timeout: 30 * time.Second, slackStatus: 500, slackBody: "<html>oops</html>", want: "error"},
 	}
