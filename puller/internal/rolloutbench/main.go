@@ -203,7 +203,6 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	cfg.LockTTL = 5 * time.Second
 	cfg.LockPoll = time.Second
 	sem := redislock.New(rdb, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet})
-	state := redisstate.New(rdb, redisstate.Options{})
 	// The first use of a semaphore pauses admissions for one TTL (its slot
 	// set could have been lost); take that pause before the clock starts.
 	key := app + ":bench"
@@ -224,9 +223,14 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		h := &host{version: "1.0-1", d: d, active: &active, peak: &peak, done: done}
+		// Each agent has its own Redis connections, as each host would.
+		own := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2})
+		defer own.Close()
 		a, err := puller.New(cfg, fmt.Sprintf("i-%04d", i), puller.Deps{
-			Apps: []puller.AppDeps{{Index: idx, Installer: h, Restarter: h, Checker: h}},
-			Lock: sem, State: state, Members: fixed(n), Compare: repo.CompareVersions, Logger: quiet,
+			Apps:    []puller.AppDeps{{Index: idx, Installer: h, Restarter: h, Checker: h}},
+			Lock:    redislock.New(own, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
+			State:   redisstate.New(own, redisstate.Options{}),
+			Members: fixed(n), Compare: repo.CompareVersions, Logger: quiet,
 		})
 		if err != nil {
 			return row{}, err
