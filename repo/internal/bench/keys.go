@@ -3,17 +3,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
-
-	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"strings"
 
 	"github.com/aptfleet/aptfleet/repo"
 )
 
 // keys are the signing keys of the two tools: aptfleet's own Ed25519 key
-// (armored, as `pkgbuild publish --key` takes it) and an RSA key in binary
-// keyrings for aptly's internal OpenPGP provider.
+// (armored, as `pkgbuild publish --key` takes it) and a GnuPG RSA key in
+// binary keyrings for aptly's internal OpenPGP provider.
 type keys struct {
 	aptfleet                 string
 	aptlyPublic, aptlySecret string
@@ -41,25 +40,50 @@ func makeKeys(dir string) (*keys, error) {
 		return nil, err
 	}
 
-	e, err := openpgp.NewEntity("aptly bench", "", "bench@example.com", &packet.Config{Algorithm: packet.PubKeyAlgoRSA, RSABits: 2048})
+	// aptly's key comes from GnuPG, as aptly users' keys do (aptly's
+	// internal OpenPGP reader does not take every key go-crypto writes).
+	home := filepath.Join(dir, "gnupg")
+	if err := os.RemoveAll(home); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(home, 0o700); err != nil {
+		return nil, err
+	}
+	defer exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
+	gpg := func(args ...string) ([]byte, error) {
+		out, err := exec.Command("gpg", append([]string{"--batch", "--homedir", home}, args...)...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("gpg %s: %w", strings.Join(args, " "), err)
+		}
+		return out, nil
+	}
+	if _, err := gpg("--passphrase", "", "--quick-gen-key", "aptly bench <bench@example.com>", "rsa2048", "sign", "never"); err != nil {
+		return nil, err
+	}
+	list, err := gpg("--with-colons", "--list-keys")
 	if err != nil {
 		return nil, err
 	}
-	k.aptlyKeyID = fmt.Sprintf("%016X", e.PrimaryKey.KeyId)
-	sec, err := os.Create(k.aptlySecret)
+	for _, line := range strings.Split(string(list), "\n") {
+		if f := strings.Split(line, ":"); f[0] == "pub" && len(f) > 4 {
+			k.aptlyKeyID = f[4]
+		}
+	}
+	if k.aptlyKeyID == "" {
+		return nil, fmt.Errorf("gpg: no key listed after generating one")
+	}
+	pub, err := gpg("--export", k.aptlyKeyID)
 	if err != nil {
 		return nil, err
 	}
-	defer sec.Close()
-	if err := e.SerializePrivate(sec, nil); err != nil {
-		return nil, err
-	}
-	pub, err := os.Create(k.aptlyPublic)
+	sec, err := gpg("--export-secret-keys", k.aptlyKeyID)
 	if err != nil {
 		return nil, err
 	}
-	defer pub.Close()
-	if err := e.Serialize(pub); err != nil {
+	if err := os.WriteFile(k.aptlyPublic, pub, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(k.aptlySecret, sec, 0o600); err != nil {
 		return nil, err
 	}
 	return k, nil
