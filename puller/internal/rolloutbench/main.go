@@ -156,6 +156,8 @@ type row struct {
 	ratio, overhead       float64
 	peakHolders, peakInst int64
 	samples               int64
+	redisCalls            int64
+	redisBusy             time.Duration
 }
 
 func runRollouts(ctx context.Context, list string, d time.Duration, w io.Writer) error {
@@ -185,10 +187,10 @@ func runRollouts(ctx context.Context, list string, d time.Duration, w io.Writer)
 	}
 	fmt.Fprintf(w, "Rollout wall time: fraction 1/3, install time d = %s, real redis-server, in-process agents\n", d)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tcap\twaves=ceil(N/cap)\tT\tT/(ceil(1/f)*d)\tT/(waves*d)\tpeak holders\tpeak installing\tholder samples\t")
+	fmt.Fprintln(tw, "N\tcap\twaves=ceil(N/cap)\tT\tT/(ceil(1/f)*d)\tT/(waves*d)\tpeak holders\tpeak installing\tholder samples\tredis commands\tredis busy\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t\n", r.n, r.capN, r.waves, r.t.Round(time.Millisecond),
-			r.ratio, r.overhead, r.peakHolders, r.peakInst, r.samples)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t%s\t\n", r.n, r.capN, r.waves, r.t.Round(time.Millisecond),
+			r.ratio, r.overhead, r.peakHolders, r.peakInst, r.samples, r.redisCalls, r.redisBusy.Round(time.Millisecond))
 	}
 	return tw.Flush()
 }
@@ -262,6 +264,9 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 		}
 	}()
 
+	if err := rdb.ConfigResetStat(ctx).Err(); err != nil {
+		return row{}, err
+	}
 	idx.mu.Lock()
 	idx.etag, idx.versions = `"2"`, []string{"1.0-1", "1.1-1"}
 	idx.mu.Unlock()
@@ -282,6 +287,7 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 		}
 	}
 	t := last.Sub(start)
+	calls, busy := redisLoad(ctx, rdb)
 	if *showWaves {
 		startsMu.Lock()
 		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
@@ -305,5 +311,32 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 		ratio:       t.Seconds() / ideal.Seconds(),
 		overhead:    t.Seconds() / (time.Duration(waves) * d).Seconds(),
 		peakHolders: peakHolders.Load(), peakInst: peak.Load(), samples: samples.Load(),
+		redisCalls: calls, redisBusy: busy,
 	}, nil
+}
+
+// redisLoad sums the commands Redis ran and the time it spent on them since
+// the last CONFIG RESETSTAT (INFO commandstats).
+func redisLoad(ctx context.Context, rdb *redis.Client) (calls int64, busy time.Duration) {
+	info, err := rdb.Info(ctx, "commandstats").Result()
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(info, "\n") {
+		_, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		for _, kv := range strings.Split(stats, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				calls += n
+			case "usec":
+				busy += time.Duration(n) * time.Microsecond
+			}
+		}
+	}
+	return calls, busy
 }
