@@ -36,7 +36,7 @@ import (
 	"github.com/aptfleet/aptfleet/repo"
 )
 
-var showWaves = flag.Bool("waves", false, "print when each wave's installs started (to stderr)")
+var showWaves = flag.Bool("waves", false, "print when each wave's installs started and Redis's command statistics (to stderr)")
 
 func main() {
 	ns := flag.String("n", "10,100,300", "agent counts")
@@ -288,6 +288,10 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	}
 	t := last.Sub(start)
 	calls, busy := redisLoad(ctx, rdb)
+	if *showWaves {
+		info, _ := rdb.Info(ctx, "commandstats").Result()
+		fmt.Fprint(os.Stderr, info)
+	}
 	if *showWaves {
 		startsMu.Lock()
 		sort.Slice(starts, func(i, j int) bool { return starts[i].Before(starts[j]) })
