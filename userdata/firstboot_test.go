@@ -5,6 +5,7 @@ package userdata_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/http"
@@ -101,7 +102,11 @@ func TestFirstBoot(t *testing.T) {
 	const token = "first-boot-redis-token"
 	rds := testenv.StartRedis(t, testenv.RedisOptions{Password: token})
 	// The SSM stand-in checks signatures with the same static keys.
-	ssm := newSSMStandIn(t, s3srv.Region, s3srv.AccessKey, s3srv.SecretKey, map[string]string{"/aptfleet/hello/redis-auth": token})
+	serfKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
+	ssm := newSSMStandIn(t, s3srv.Region, s3srv.AccessKey, s3srv.SecretKey, map[string]string{
+		"/aptfleet/hello/redis-auth": token,
+		"/aptfleet/hello/serf-key":   serfKey,
+	})
 
 	appPort, serfPort := freePort(t), freePort(t)
 	cfg := userdata.DefaultConfig()
@@ -115,6 +120,7 @@ func TestFirstBoot(t *testing.T) {
 	cfg.SSMEndpoint = ssm.URL
 	cfg.RedisAddr = rds.Addr
 	cfg.RedisAuthParameter = "/aptfleet/hello/redis-auth"
+	cfg.SerfKeyParameter = "/aptfleet/hello/serf-key"
 	cfg.SerfBind = fmt.Sprintf("127.0.0.1:%d", serfPort)
 	cfg.AppPort = appPort
 	// versitygw checks SigV4 against its own keys; on EC2 these stay empty
@@ -186,6 +192,8 @@ func TestFirstBoot(t *testing.T) {
 		{"apt-transport-s3 from Debian", "dpkg-query -W apt-transport-s3"},
 		{"source uses Signed-By", "grep -qx 'Signed-By: /etc/apt/keyrings/aptfleet.gpg' /etc/apt/sources.list.d/aptfleet.sources"},
 		{"redis token from SSM", "test \"$(cat /etc/aptfleet/redis-password)\" = " + token},
+		{"serf key from SSM", "test \"$(cat /etc/aptfleet/serf.key)\" = " + serfKey},
+		{"apt read the repository through the s3 method", "ls /var/lib/apt/lists/ | grep -q '^fleetrepo_apt_dists_production_InRelease$'"},
 		{"secrets not world-readable", "test \"$(stat -c %a /etc/aptfleet/redis-password /etc/apt/s3auth.conf /etc/aptfleet/puller.env | sort -u)\" = 600"},
 		{"every step logged with a time", "grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z aptfleet-user-data: step: start the puller$' /var/log/aptfleet-user-data.log"},
 		{"finished", "tail -n1 /var/log/aptfleet-user-data.log | grep -q 'aptfleet-user-data: done$'"},
@@ -225,7 +233,7 @@ func TestFirstBoot(t *testing.T) {
 	}
 	ssm.mu.Lock()
 	defer ssm.mu.Unlock()
-	if len(ssm.calls) != 1 || len(ssm.errs) != 0 {
+	if len(ssm.calls) != 2 || len(ssm.errs) != 0 {
 		t.Errorf("SSM stand-in: served %q, rejected %q", ssm.calls, ssm.errs)
 	}
 }
