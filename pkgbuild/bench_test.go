@@ -213,6 +213,8 @@ func benchPair(b *testing.B, name string, spec *pkgbuild.Spec, dpkgArgs []string
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(wp.Seconds(), "pkgbuild-s/op")
 	b.ReportMetric(wd.Seconds(), "dpkg-deb-s/op")
+	b.ReportMetric(cp.Seconds(), "pkgbuild-cpu-s/op")
+	b.ReportMetric(cd.Seconds(), "dpkg-deb-cpu-s/op")
 	b.ReportMetric(wp.Seconds()/wd.Seconds(), "wall-ratio")
 	b.ReportMetric(cp.Seconds()/cd.Seconds(), "cpu-ratio")
 	b.Logf("\n%-24s %10s %10s %10s\n%-24s %9.2fs %9.2fs %9.1fM\n%-24s %9.2fs %9.2fs %9.1fM\n%-24s %10.2f %10.2f\n(median of %d builds each; load average %s)",
