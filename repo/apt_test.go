@@ -105,3 +105,22 @@ func TestAptAcceptsTheRepository(t *testing.T) {
 		}
 	})
 }
+
+// TestGpgvAcceptsSignatures checks both signatures with Debian's gpgv:
+// InRelease (clearsigned) and Release.gpg (detached, over Release).
+func TestGpgvAcceptsSignatures(t *testing.T) {
+	testenv.NeedTools(t, "gpgv")
+	f := newFixture(t)
+	f.publish("staging", f.deb("hello", "1.0-1"))
+	d := filepath.Join(f.root, "dists/staging")
+	if out, err := command("gpgv", "--keyring", f.key.Keyring, filepath.Join(d, "InRelease")); err != nil {
+		t.Fatalf("gpgv InRelease: %v\n%s", err, out)
+	}
+	if out, err := command("gpgv", "--keyring", f.key.Keyring, filepath.Join(d, "Release.gpg"), filepath.Join(d, "Release")); err != nil {
+		t.Fatalf("gpgv Release.gpg: %v\n%s", err, out)
+	}
+	other := repotest.NewKey(t, t.TempDir(), "")
+	if out, err := command("gpgv", "--keyring", other.Keyring, filepath.Join(d, "InRelease")); err == nil {
+		t.Fatalf("gpgv accepted InRelease with another key:\n%s", out)
+	}
+}

@@ -113,12 +113,16 @@ func (s *Signer) Sign(release []byte) (inRelease, detached []byte, err error) {
 	if err := w.Close(); err != nil {
 		return nil, nil, fmt.Errorf("clearsign: %w", err)
 	}
+	inRelease, err = withArmorChecksum(in.Bytes())
+	if err != nil {
+		return nil, nil, err
+	}
 	var det bytes.Buffer
 	if err := openpgp.ArmoredDetachSign(&det, s.entity, bytes.NewReader(release), s.config); err != nil {
 		return nil, nil, fmt.Errorf("sign Release: %w", err)
 	}
 	det.WriteByte('\n')
-	return in.Bytes(), det.Bytes(), nil
+	return inRelease, det.Bytes(), nil
 }
 
 // WritePublicKey writes the signer's public key, armored when armored is set
@@ -241,4 +245,36 @@ func (k Keyring) VerifyDetached(data, sig []byte) error {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil
+}
+
+// withArmorChecksum re-armors a clearsigned message's signature with the
+// CRC-24 line, which the clearsign package leaves out and gpg 2.2 (gpgv,
+// hence apt on Debian 12) needs: without it gpgv reports the good
+// signature but also a bad packet and exits 2.
+func withArmorChecksum(msg []byte) ([]byte, error) {
+	b, _ := clearsign.Decode(msg)
+	if b == nil {
+		return nil, errors.New("clearsign: cannot decode own output")
+	}
+	sig, err := io.ReadAll(b.ArmoredSignature.Body)
+	if err != nil {
+		return nil, fmt.Errorf("clearsign: %w", err)
+	}
+	i := bytes.LastIndex(msg, []byte("-----BEGIN PGP SIGNATURE-----"))
+	if i < 0 {
+		return nil, errors.New("clearsign: no signature block")
+	}
+	out := bytes.NewBuffer(append([]byte(nil), msg[:i]...))
+	aw, err := armor.Encode(out, "PGP SIGNATURE", nil)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := aw.Write(sig); err != nil {
+		return nil, err
+	}
+	if err := aw.Close(); err != nil {
+		return nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
