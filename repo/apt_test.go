@@ -124,3 +124,34 @@ func TestGpgvAcceptsSignatures(t *testing.T) {
 		t.Fatalf("gpgv accepted InRelease with another key:\n%s", out)
 	}
 }
+
+// TestAptlyMirrorAcceptsTheRepository has Debian's aptly, a strict
+// third-party consumer, mirror a dist: signature, Release and index checks,
+// pool download.
+func TestAptlyMirrorAcceptsTheRepository(t *testing.T) {
+	testenv.NeedTools(t, "aptly", "gpgv")
+	f := newFixture(t)
+	f.publish("staging", f.deb("hello", "1.0-1"), f.deb("hello", "1.1-1"))
+	url := f.serve()
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "aptly.conf")
+	os.WriteFile(conf, []byte(`{"rootDir": "`+filepath.Join(dir, "root")+`", "gpgProvider": "gpg"}`), 0o644)
+	aptly := func(args ...string) (string, error) {
+		return command("aptly", append([]string{"-config=" + conf}, args...)...)
+	}
+	if out, err := aptly("mirror", "create", "-keyring="+f.key.Keyring, "-architectures=amd64", "m", url, "staging", "main"); err != nil {
+		t.Fatalf("aptly mirror create: %v\n%s", err, out)
+	}
+	out, err := aptly("mirror", "update", "-keyring="+f.key.Keyring, "m")
+	if err != nil || !strings.Contains(out, "successfully updated") {
+		t.Fatalf("aptly mirror update: %v\n%s", err, out)
+	}
+	out, err = aptly("mirror", "show", "-with-packages", "m")
+	if err != nil || !strings.Contains(out, "hello_1.0-1_amd64") || !strings.Contains(out, "hello_1.1-1_amd64") {
+		t.Fatalf("aptly mirror show: %v\n%s", err, out)
+	}
+	other := repotest.NewKey(t, t.TempDir(), "")
+	if out, err := aptly("mirror", "create", "-keyring="+other.Keyring, "-architectures=amd64", "bad", url, "staging", "main"); err == nil {
+		t.Fatalf("aptly accepted the dist with another key:\n%s", out)
+	}
+}
