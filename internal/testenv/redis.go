@@ -170,11 +170,11 @@ func (r *Redis) Kill() {
 	}
 	_ = cmd.Process.Kill()
 	for i := 0; i < 500; i++ { // the reaper goroutine waits; poll until the port is closed
-		if c, err := net.DialTimeout("tcp", r.Addr, 50*time.Millisecond); err != nil {
+		c, err := net.DialTimeout("tcp", r.Addr, 50*time.Millisecond)
+		if err != nil {
 			return
-		} else {
-			c.Close()
 		}
+		c.Close()
 		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -4,7 +4,10 @@
 // The holders of a semaphore are a sorted set (host id -> lease expiry in Redis
 // server milliseconds) at <prefix><app>:<env>:slots, with each holder's token in
 // the hash <prefix><app>:<env>:tokens. One Lua script removes expired holders,
-// applies the cap and admits, reading the clock with Redis TIME only. A lease is
+// applies the cap and admits, reading the clock with Redis TIME only. With a
+// CapKey, the cap applied is the smallest view of it among the hosts taking
+// part (<prefix><app>:<env>:views), and admissions pause for one TTL when the
+// slot set was lost (<prefix><app>:<env>:guard missing). A lease is
 // renewed in the background; its Context is cancelled as soon as the lease is
 // lost or can no longer be known to be valid, and Alive reports the same thing
 // for a check right before a destructive step. Release compares the token, so a
