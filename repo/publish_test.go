@@ -2,7 +2,10 @@ package repo_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,6 +120,17 @@ func TestPublishPromoteYankPrune(t *testing.T) {
 		t.Errorf("second yank succeeded")
 	}
 	f.verify()
+
+	// A dry run reports and changes nothing.
+	snap := treeHash(t, f.root)
+	dry, err := f.repo.Prune(ctx, repo.PruneOptions{Keep: 1, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq(t, "dry-run removed", dry.Removed, []string{"staging: hello 1.0-1 amd64"})
+	if !contains(dry.Deleted, "pool/main/h/hello/hello_1.10-1_amd64.deb") || treeHash(t, f.root) != snap {
+		t.Errorf("dry run: deleted %q, tree changed %v", dry.Deleted, treeHash(t, f.root) != snap)
+	}
 
 	// Prune: keep 1 per package; hello 1.0-1 leaves staging, its pool file
 	// is kept this run (just dereferenced), and 1.10-1 (yanked before) goes.
@@ -270,4 +284,19 @@ func TestReaderCheck(t *testing.T) {
 	if _, err := (&repo.Reader{Store: f.repo.Store, Keyring: wrong.Signer.Keyring()}).Index(ctx, "staging"); !errors.Is(err, repo.ErrBadSignature) {
 		t.Errorf("Index with the wrong key: %v", err)
 	}
+}
+
+// treeHash hashes every file under root.
+func treeHash(t *testing.T, root string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		fmt.Fprintf(h, "%s %x %v\n", p, sha256.Sum256(b), err)
+		return nil
+	})
+	return fmt.Sprintf("%x", h.Sum(nil))
 }
