@@ -382,11 +382,6 @@ func (m *Member) shutdown() error {
 // leaves. The
 // temporary node carries no app tags, so it never counts as a host.
 func Announce(ctx context.Context, join []string, encryptKey []byte, app, env string) error {
-	return announce(ctx, join, encryptKey, app, env, nil)
-}
-
-// announce is Announce; fired (when not nil) is called once the event is fired.
-func announce(ctx context.Context, join []string, encryptKey []byte, app, env string, fired func()) error {
 	if _, _, err := ParsePayload(app + "/" + env); err != nil {
 		return err
 	}
@@ -436,9 +431,6 @@ func announce(ctx context.Context, join []string, encryptKey []byte, app, env st
 	}
 	if err := s.UserEvent(EventDeploy, []byte(app+"/"+env), true); err != nil {
 		return fmt.Errorf("gossip: announce %s/%s: %w", app, env, err)
-	}
-	if fired != nil {
-		fired()
 	}
 	// Wait until gossip has sent it its full number of times.
 	tick := time.NewTicker(10 * time.Millisecond)
