@@ -98,6 +98,7 @@ type Instance struct {
 	stopTO  time.Duration
 
 	nspawn  *exec.Cmd
+	cgroups []string      // the instance's own cgroups, removed on Close
 	exited  chan struct{} // closed when nspawn exits
 	waitErr error         // nspawn's exit status, valid after exited is closed
 
@@ -170,7 +171,19 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 		return nil, fmt.Errorf("boot %s: %w", opts.Name, err)
 	}
 	defer console.Close()
-	cmd := exec.Command("systemd-nspawn", args...)
+	// Each instance gets cgroups of its own: with --keep-unit and no systemd
+	// on the host to hand out scopes, containers started from one process
+	// would otherwise share a cgroup, and their systemds would create and
+	// remove each other's /system.slice (units then fail "at step CGROUP").
+	inst.cgroups = instanceCgroups(opts.Name)
+	for _, d := range inst.cgroups {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("boot %s: cgroup: %w", opts.Name, err)
+		}
+	}
+	const enter = `for d in $APTFLEET_CGROUPS; do echo $$ > "$d/cgroup.procs" || exit 1; done; exec systemd-nspawn "$@"`
+	cmd := exec.Command("/bin/sh", append([]string{"-c", enter, "sh"}, args...)...)
+	cmd.Env = append(os.Environ(), "APTFLEET_CGROUPS="+strings.Join(inst.cgroups, " "))
 	cmd.Stdout = console
 	cmd.Stderr = console
 	// nspawn stops the container on SIGTERM; keep it out of our process group
@@ -191,6 +204,7 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 	defer cancel()
 	if inst.leader, err = inst.findLeader(bctx); err != nil {
 		inst.stop()
+		removeCgroups(inst.cgroups)
 		return nil, fmt.Errorf("boot %s: %w; console: %s", opts.Name, err, inst.consoleTail())
 	}
 	return inst, nil
@@ -342,7 +356,10 @@ func (inst *Instance) WaitSystemRunning(ctx context.Context) error {
 			return nil
 		case "degraded":
 			failed, _ := inst.Run(ctx, "systemctl", "--failed", "--no-legend", "--plain")
-			return fmt.Errorf("%w: %s: %s", ErrDegraded, inst.name, strings.Join(strings.Fields(failed), " "))
+			// The failed units' last journal lines say why.
+			why, _ := inst.Run(ctx, "journalctl", "--no-pager", "-o", "cat", "-n", "6", "-p", "warning", "-b")
+			return fmt.Errorf("%w: %s: %s; journal: %s", ErrDegraded, inst.name,
+				strings.Join(strings.Fields(failed), " "), strings.Join(strings.Fields(why), " "))
 		case "stopping", "maintenance":
 			return fmt.Errorf("instance %s: system is %s", inst.name, state)
 		}
@@ -500,6 +517,7 @@ func (inst *Instance) stop() {
 // cleanupFiles unmounts the overlay and removes the instance's files.
 func (inst *Instance) cleanupFiles() error {
 	var errs []error
+	removeCgroups(inst.cgroups)
 	if inst.overlay {
 		if err := syscall.Unmount(inst.root, 0); err != nil {
 			// Something inside still holds it (a bind mount a test left open):
@@ -545,4 +563,39 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// instanceCgroups returns the cgroup directories the instance named name is
+// started in: one under each hierarchy systemd inside uses (the v1
+// name=systemd and the unified hierarchy of a hybrid host, or the v2 root).
+func instanceCgroups(name string) []string {
+	var dirs []string
+	for _, h := range []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		if _, err := os.Stat(filepath.Join(h, "cgroup.procs")); err == nil {
+			dirs = append(dirs, filepath.Join(h, "aptfleet-instances", name))
+			if h == "/sys/fs/cgroup" {
+				break
+			}
+		}
+	}
+	// On a hybrid host /sys/fs/cgroup is a tmpfs without cgroup.procs; on a
+	// v2 host the first two do not exist.
+	return dirs
+}
+
+// removeCgroups removes the instance's cgroups, deepest first, once its
+// processes are gone.
+func removeCgroups(dirs []string) {
+	for _, d := range dirs {
+		var all []string
+		filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				all = append(all, p)
+			}
+			return nil
+		})
+		for i := len(all) - 1; i >= 0; i-- {
+			os.Remove(all[i])
+		}
+	}
 }
