@@ -10,6 +10,8 @@ import (
 func newPromoteCmd() *cobra.Command {
 	var (
 		f        repoFlags
+		ann      announceFlags
+		wait     waitFlags
 		from, to string
 	)
 	cmd := &cobra.Command{
@@ -18,8 +20,10 @@ func newPromoteCmd() *cobra.Command {
 		Long: `promote copies the index entries of NAME=VERSION (every architecture) from
 one dist to another: the same pool file and checksums, so production runs the
 bytes staging tested. Only indexes change.`,
-		Example: `  pkgbuild promote --repo s3://my-bucket/apt --from staging --to production hello=1.4.0-1`,
-		Args:    cobra.MinimumNArgs(1),
+		Example: `  pkgbuild promote --repo s3://my-bucket/apt --from staging --to production hello=1.4.0-1
+  pkgbuild promote --repo s3://my-bucket/apt --from staging --to production \
+      --wait-rollout --redis rediss://:TOKEN@redis.internal:6379 --announce 10.0.1.5:7946 hello=1.4.0-1`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			refs, err := parseRefs(args)
 			if err != nil {
@@ -28,6 +32,9 @@ bytes staging tested. Only indexes change.`,
 			r, err := f.open(cmd.Context(), true, cmd.ErrOrStderr())
 			if err != nil {
 				return oneLine(err)
+			}
+			if err := wait.waitRollouts(cmd.Context(), cmd.ErrOrStderr(), from, refs); err != nil {
+				return oneLine(fmt.Errorf("promote: %w", err))
 			}
 			added, err := r.Promote(cmd.Context(), from, to, refs)
 			if err != nil {
@@ -39,10 +46,12 @@ bytes staging tested. Only indexes change.`,
 			if len(added) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already has every version given\n", to)
 			}
-			return nil
+			return oneLine(ann.announce(cmd.Context(), cmd.ErrOrStderr(), to, added))
 		},
 	}
 	f.register(cmd, true)
+	ann.register(cmd)
+	wait.register(cmd)
 	cmd.Flags().StringVar(&from, "from", "", "dist to copy from (required)")
 	cmd.Flags().StringVar(&to, "to", "", "dist to copy to (required; created if needed)")
 	cmd.MarkFlagRequired("from")

@@ -10,6 +10,7 @@ import (
 func newPublishCmd() *cobra.Command {
 	var (
 		f              repoFlags
+		ann            announceFlags
 		dist, comp     string
 		xz, withSHA512 bool
 	)
@@ -40,10 +41,11 @@ retries. Every file is checked before anything is written.`,
 			if len(added) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already has every package given\n", dist)
 			}
-			return nil
+			return oneLine(ann.announce(cmd.Context(), cmd.ErrOrStderr(), dist, added))
 		},
 	}
 	f.register(cmd, true)
+	ann.register(cmd)
 	cmd.Flags().StringVar(&dist, "dist", "", "distribution to publish to: staging, production... (required)")
 	cmd.Flags().StringVar(&comp, "component", "main", "component")
 	cmd.Flags().BoolVar(&xz, "xz", false, "also write Packages.xz (slow for large indexes)")
