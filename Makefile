@@ -174,7 +174,7 @@ hello: ## build examples/hello and package it: dist/hello_$(HELLO_VERSION)_amd64
 	SOURCE_DATE_EPOCH=$(HELLO_EPOCH) $(GO) run ./cmd/pkgbuild build --spec examples/hello/package.yaml --version $(HELLO_VERSION) --out dist
 
 .PHONY: demo
-demo: hello ## build the hello package and show what it contains (no root, no AWS)
+demo: hello ## build the hello package, show what it contains, publish and promote it in a local repo (no root, no AWS)
 	@deb=dist/hello_$(HELLO_VERSION)_amd64.deb; \
 	echo; echo "== $$deb: control"; dpkg-deb --info "$$deb"; \
 	echo; echo "== files"; dpkg-deb --contents "$$deb"; \
@@ -183,6 +183,8 @@ demo: hello ## build the hello package and show what it contains (no root, no AW
 	  echo; echo "== /$$f"; cat "$$work/$$f"; done; \
 	dpkg-deb --ctrl-tarfile "$$deb" | tar -xO ./postinst > "$$work/postinst"; \
 	echo; echo "== postinst"; cat "$$work/postinst"
+	@echo; echo "== publish to a local signed repository ($(DEMO_REPO)), promote, list, verify"
+	@$(MAKE) --no-print-directory demo-repo
 
 # Builds per tool in bench-build (Go runs the benchmark once more with one build first).
 BENCH_BUILD_RUNS ?= 3
