@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,22 +22,9 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pkgbuild: "+err.Error())
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
 		os.Exit(1)
 	}
 }
-
-// exitError carries a specific exit code out of a subcommand.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
 
 // run executes the command line args, writing to stdout and stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,22 +25,9 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "puller: "+err.Error())
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
 		os.Exit(1)
 	}
 }
-
-// exitError carries a specific exit code out of a subcommand.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e exitError) Error() string { return e.err.Error() }
-func (e exitError) Unwrap() error { return e.err }
 
 // options are the flags every subcommand shares.
 type options struct {
