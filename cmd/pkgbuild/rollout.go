@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -40,12 +39,9 @@ func (a *announceFlags) announce(ctx context.Context, stderr io.Writer, env stri
 	}
 	var key []byte
 	if a.keyFile != "" {
-		b, err := os.ReadFile(a.keyFile)
-		if err != nil {
+		var err error
+		if key, err = gossip.ReadKeyFile(a.keyFile); err != nil {
 			return fmt.Errorf("--announce-key-file: %w", err)
-		}
-		if key, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err != nil {
-			return fmt.Errorf("--announce-key-file %s: not base64: %w", a.keyFile, err)
 		}
 	}
 	apps := map[string]bool{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -135,12 +134,8 @@ func startGossip(ctx context.Context, cfg puller.Config, host string, log *slog.
 	gc.AdvertiseAddr = cfg.Serf.Advertise
 	gc.Join = cfg.Serf.Join
 	if cfg.Serf.EncryptKeyFile != "" {
-		b, err := os.ReadFile(cfg.Serf.EncryptKeyFile)
-		if err != nil {
+		if gc.EncryptKey, err = gossip.ReadKeyFile(cfg.Serf.EncryptKeyFile); err != nil {
 			return nil, fmt.Errorf("serf.encrypt_key_file: %w", err)
-		}
-		if gc.EncryptKey, err = base64.StdEncoding.DecodeString(strings.TrimSpace(string(b))); err != nil {
-			return nil, fmt.Errorf("serf.encrypt_key_file %s: not base64: %w", cfg.Serf.EncryptKeyFile, err)
 		}
 	}
 	names := make([]string, len(cfg.Apps))
