@@ -68,7 +68,7 @@ clean: ## remove build outputs
 	rm -rf bin dist .demo
 
 # The base root is built once per machine and copied per test instance.
-TESTROOT_PACKAGES := systemd,systemd-sysv,dbus,ca-certificates,curl,iproute2,procps,gnupg
+TESTROOT_PACKAGES := systemd,systemd-sysv,dbus,ca-certificates,curl,iproute2,procps,gnupg,python3
 
 .PHONY: testroot
 testroot: $(APTFLEET_TESTROOT)/.complete ## debootstrap the cached Debian root the system tests boot

@@ -23,6 +23,11 @@ import (
 // version is stamped with -ldflags "-X main.version=...".
 var version = "dev"
 
+// healthStatus is the HTTP status /healthz answers. Stamping another one
+// (-ldflags "-X main.healthStatus=503") builds a bad release that starts and
+// serves but fails its health check, as the end-to-end run's v3 does.
+var healthStatus = "200"
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
@@ -102,7 +107,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // exercise draining.
 func handler() http.Handler {
 	mux := http.NewServeMux()
+	status, err := strconv.Atoi(healthStatus)
+	if err != nil || status < 100 || status > 599 {
+		status = http.StatusInternalServerError
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if status != http.StatusOK {
+			http.Error(w, "unhealthy: built with health status "+healthStatus, status)
+			return
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,32 @@ func TestHandler(t *testing.T) {
 	}
 }
 
+// TestStampedHealthStatus: a build stamped with another health status serves
+// its version but fails /healthz with that status.
+func TestStampedHealthStatus(t *testing.T) {
+	defer func(v string) { healthStatus = v }(healthStatus)
+	for _, tt := range []struct {
+		stamp string
+		code  int
+	}{{"503", 503}, {"500", 500}, {"garbage", 500}} {
+		t.Run(tt.stamp, func(t *testing.T) {
+			healthStatus = tt.stamp
+			srv := httptest.NewServer(handler())
+			defer srv.Close()
+			for path, want := range map[string]int{"/healthz": tt.code, "/": 200} {
+				resp, err := http.Get(srv.URL + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+				}
+			}
+		})
+	}
+}
+
 // TestDrain stops the server (as SIGTERM does) while a request is in flight:
 // that request completes, new connections are refused, serve returns nil.
 func TestDrain(t *testing.T) {
