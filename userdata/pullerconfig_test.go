@@ -68,28 +68,21 @@ func TestPullerConfig(t *testing.T) {
 				t.Errorf("defaults not applied: lock_ttl %s", p.LockTTL)
 			}
 		}},
+		{"haproxy", haproxy, func(t *testing.T, p puller.Config) {
+			d := p.Apps[0].Drain
+			if d.Strategy != "haproxy" || d.HAProxy.Socket != "tcp://127.0.0.1:9999" || d.HAProxy.Backend != "hello" {
+				t.Errorf("drain = %+v", d)
+			}
+			if d.HAProxy.Server != "" {
+				t.Errorf("drain.haproxy.server = %q, want the host id (empty)", d.HAProxy.Server)
+			}
+			if d.ELBv2.TargetGroupARN != "" {
+				t.Errorf("drain.elbv2 = %+v", d.ELBv2)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := userdata.Render(tc.cfg(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			script := string(out)
-			start := strings.Index(script, "\nJOIN=()\n")
-			endMark := "} | put \"$CONFIG\" 0644\n"
-			end := strings.Index(script, endMark)
-			if start < 0 || end < start {
-				t.Fatal("cannot find the puller configuration block")
-			}
-			prog := shellPrologue(t, script) + "step() { :; }\nlog() { :; }\n" +
-				script[start:end] + "}\n"
-			cmd := exec.Command("bash", "-euo", "pipefail", "-c", prog)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			yaml, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("%v\n%s", err, stderr.Bytes())
-			}
+			yaml := runWrite(t, tc.cfg(t), "\nJOIN=()\n", "} | put \"$CONFIG\" 0644\n")
 			cfg, err := puller.ParseConfig("puller.yaml", bytes.NewReader(yaml))
 			if err != nil {
 				t.Fatalf("the puller rejects the written configuration: %v\n%s", err, yaml)
@@ -100,4 +93,68 @@ func TestPullerConfig(t *testing.T) {
 			tc.check(t, cfg)
 		})
 	}
+}
+
+// TestPullerEnv runs the part of the script that writes
+// /etc/aptfleet/puller.env and checks its lines: endpoints only when given,
+// and with static keys (not on EC2) the instance metadata service disabled.
+func TestPullerEnv(t *testing.T) {
+	testenv.NeedTools(t, "bash")
+	for _, tc := range []struct {
+		name string
+		cfg  func(*testing.T) userdata.Config
+		want []string
+	}{
+		{"minimal", minimal, []string{"AWS_REGION=eu-west-1"}},
+		{"lab", lab, []string{
+			"AWS_REGION=eu-west-1",
+			"AWS_ENDPOINT_URL_S3=https://s3.test:9443",
+			"AWS_ENDPOINT_URL_SSM=http://127.0.0.1:9100",
+			"AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
+			"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+			"AWS_EC2_METADATA_DISABLED=true",
+		}},
+		{"haproxy", haproxy, []string{
+			"AWS_REGION=eu-west-1",
+			"AWS_ENDPOINT_URL_S3=https://s3.test:9443",
+			"AWS_ENDPOINT_URL_SSM=http://127.0.0.1:9100",
+			"AWS_ENDPOINT_URL_SNS=http://127.0.0.1:9100",
+			"AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
+			"AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+			"AWS_EC2_METADATA_DISABLED=true",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := runWrite(t, tc.cfg(t), "\nstep \"write the puller environment\"\n", "} | put \"$ENV_FILE\" 0600\n")
+			if got, want := strings.TrimSuffix(string(env), "\n"), strings.Join(tc.want, "\n"); got != want {
+				t.Errorf("puller.env:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// runWrite renders c and runs the part of the script from startMark to the
+// "} | put FILE" line endMark, after the variables, with step and log
+// stubbed: what the script would write to FILE comes out on stdout.
+func runWrite(t *testing.T, c userdata.Config, startMark, endMark string) []byte {
+	t.Helper()
+	out, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := string(out)
+	start := strings.Index(script, startMark)
+	end := strings.Index(script, endMark)
+	if start < 0 || end < start {
+		t.Fatalf("cannot find the script part from %q to %q", startMark, endMark)
+	}
+	prog := shellPrologue(t, script) + "step() { :; }\nlog() { :; }\n" + script[start:end] + "}\n"
+	cmd := exec.Command("bash", "-euo", "pipefail", "-c", prog)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	written, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.Bytes())
+	}
+	return written
 }

@@ -33,6 +33,7 @@ func TestTerraformAgrees(t *testing.T) {
 		{"minimal", minimal},
 		{"full", full},
 		{"lab", lab},
+		{"haproxy", haproxy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg(t)

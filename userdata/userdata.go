@@ -79,10 +79,17 @@ type Config struct {
 	// EC2Endpoint is the URL of the EC2 API used to find Serf peers
 	// (ec2_endpoint). Default "" (AWS).
 	EC2Endpoint string
-	// AccessKeyID and SecretAccessKey are static credentials for S3, SSM and
-	// EC2 (aws_access_key_id, aws_secret_access_key), for S3-compatible
-	// servers outside AWS only: they end up in the user-data. Default "" (the
-	// instance role, through IMDSv2).
+	// SNSEndpoint is the URL of the SNS API the puller publishes its events
+	// to, written to puller.env as AWS_ENDPOINT_URL_SNS (sns_endpoint).
+	// Default "" (AWS).
+	SNSEndpoint string
+	// AccessKeyID and SecretAccessKey are static credentials for S3, SSM,
+	// EC2 and SNS (aws_access_key_id, aws_secret_access_key), for
+	// S3-compatible servers outside AWS only: they end up in the user-data.
+	// With them puller.env also sets AWS_EC2_METADATA_DISABLED=true, so
+	// neither the puller's host-id lookup nor the SDK's credential chain
+	// calls the instance metadata address, which exists only on EC2.
+	// Default "" (the instance role, through IMDSv2).
 	AccessKeyID     string
 	SecretAccessKey string
 	// RedisAddr is the HOST:PORT of the fleet's Redis (redis_addr). Required.
@@ -113,6 +120,14 @@ type Config struct {
 	// TargetGroupARN is the ALB target group the puller drains the host from
 	// around a restart (target_group_arn). Default "" (no draining).
 	TargetGroupARN string
+	// HAProxySocket is the HAProxy runtime API the puller drains the host
+	// through instead, "tcp://HOST:PORT" or a unix socket path
+	// (haproxy_socket). Default "" (none). Needs HAProxyBackend; excludes
+	// TargetGroupARN.
+	HAProxySocket string
+	// HAProxyBackend is the HAProxy backend holding this host's server, whose
+	// name is the host id (haproxy_backend). Required with HAProxySocket.
+	HAProxyBackend string
 	// SNSTopicARN receives the puller's deploy events (sns_topic_arn).
 	// Default "" (events are only logged).
 	SNSTopicARN string
@@ -145,6 +160,8 @@ var (
 	urlRE      = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/?=&%+-]*)?$`)
 	snsARNRE   = regexp.MustCompile(`^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$`)
 	tgARNRE    = regexp.MustCompile(`^arn:[a-z-]+:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]+/[0-9a-f]+$`)
+	socketRE   = regexp.MustCompile(`^(tcp://[A-Za-z0-9.-]+:[0-9]{1,5}|/[A-Za-z0-9._/-]+)$`)
+	backendRE  = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
 	scheduleRE = regexp.MustCompile(`^[A-Za-z0-9@*/, -]+$`)
 )
 
@@ -196,6 +213,7 @@ func (c *Config) normalize() ([]byte, error) {
 		{"s3_endpoint", c.S3Endpoint, hostPortRE, "HOST:PORT", false},
 		{"ssm_endpoint", c.SSMEndpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
 		{"ec2_endpoint", c.EC2Endpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
+		{"sns_endpoint", c.SNSEndpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
 		{"aws_access_key_id", c.AccessKeyID, keyIDRE, "an access key id", false},
 		{"aws_secret_access_key", c.SecretAccessKey, secretRE, "a secret access key", false},
 		{"redis_addr", c.RedisAddr, hostPortRE, "HOST:PORT", true},
@@ -205,6 +223,8 @@ func (c *Config) normalize() ([]byte, error) {
 		{"serf_bind", c.SerfBind, hostPortRE, "HOST:PORT", false},
 		{"health_url", c.HealthURL, urlRE, "an http(s) URL", true},
 		{"target_group_arn", c.TargetGroupARN, tgARNRE, "a target group ARN", false},
+		{"haproxy_socket", c.HAProxySocket, socketRE, "tcp://HOST:PORT or an absolute unix socket path", false},
+		{"haproxy_backend", c.HAProxyBackend, backendRE, "an HAProxy backend name", false},
 		{"sns_topic_arn", c.SNSTopicARN, snsARNRE, "an SNS topic ARN", false},
 		{"schedule", c.Schedule, scheduleRE, "a cron schedule", true},
 	}
@@ -215,6 +235,15 @@ func (c *Config) normalize() ([]byte, error) {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return nil, bad("aws_access_key_id, aws_secret_access_key: give both or neither")
+	}
+	if c.HAProxySocket != "" && c.HAProxyBackend == "" {
+		return nil, bad("haproxy_backend: required with haproxy_socket")
+	}
+	if c.HAProxyBackend != "" && c.HAProxySocket == "" {
+		return nil, bad("haproxy_socket: required with haproxy_backend")
+	}
+	if c.HAProxySocket != "" && c.TargetGroupARN != "" {
+		return nil, bad("target_group_arn, haproxy_socket: give one drain strategy, not both")
 	}
 	for i, p := range c.SerfJoin {
 		if !hostPortRE.MatchString(p) {
@@ -323,6 +352,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"ca_bundle":                cty.StringVal(strings.TrimRight(c.CABundle, "\r\n")),
 		"ssm_endpoint":             cty.StringVal(c.SSMEndpoint),
 		"ec2_endpoint":             cty.StringVal(c.EC2Endpoint),
+		"sns_endpoint":             cty.StringVal(c.SNSEndpoint),
 		"aws_access_key_id":        cty.StringVal(c.AccessKeyID),
 		"aws_secret_access_key":    cty.StringVal(c.SecretAccessKey),
 		"redis_addr":               cty.StringVal(c.RedisAddr),
@@ -335,6 +365,8 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"app_port":                 cty.NumberIntVal(int64(c.AppPort)),
 		"health_url":               cty.StringVal(c.HealthURL),
 		"target_group_arn":         cty.StringVal(c.TargetGroupARN),
+		"haproxy_socket":           cty.StringVal(c.HAProxySocket),
+		"haproxy_backend":          cty.StringVal(c.HAProxyBackend),
 		"sns_topic_arn":            cty.StringVal(c.SNSTopicARN),
 		"fraction":                 cty.StringVal(strconv.FormatFloat(c.Fraction, 'f', -1, 64)),
 		"schedule":                 cty.StringVal(c.Schedule),

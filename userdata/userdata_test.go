@@ -82,6 +82,18 @@ func lab(t *testing.T) userdata.Config {
 	return c
 }
 
+// haproxy is the end-to-end harness's configuration: the lab's, with the
+// host drained through HAProxy's runtime API and events sent to an SNS
+// stand-in.
+func haproxy(t *testing.T) userdata.Config {
+	c := lab(t)
+	c.HAProxySocket = "tcp://127.0.0.1:9999"
+	c.HAProxyBackend = "hello"
+	c.SNSEndpoint = "http://127.0.0.1:9100"
+	c.SNSTopicARN = "arn:aws:sns:eu-west-1:123456789012:aptfleet-events"
+	return c
+}
+
 func testCA(t *testing.T) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -145,6 +157,7 @@ func TestShell(t *testing.T) {
 		{"minimal", minimal},
 		{"full", full},
 		{"lab", lab},
+		{"haproxy", haproxy},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script, err := userdata.Render(tc.cfg(t))
@@ -243,6 +256,22 @@ func TestConfigErrors(t *testing.T) {
 		{"fraction", func(c *userdata.Config) { c.Fraction = 1.5 }, "fraction:"},
 		{"schedule", func(c *userdata.Config) { c.Schedule = "every minute" }, "schedule:"},
 		{"target group", func(c *userdata.Config) { c.TargetGroupARN = "hello" }, "target_group_arn:"},
+		{"sns endpoint without scheme", func(c *userdata.Config) { c.SNSEndpoint = "127.0.0.1:9100" }, "sns_endpoint:"},
+		{"haproxy socket relative", func(c *userdata.Config) {
+			c.HAProxySocket, c.HAProxyBackend = "haproxy.sock", "hello"
+		}, "haproxy_socket:"},
+		{"haproxy socket http", func(c *userdata.Config) {
+			c.HAProxySocket, c.HAProxyBackend = "http://127.0.0.1:9999", "hello"
+		}, "haproxy_socket:"},
+		{"haproxy backend with quote", func(c *userdata.Config) {
+			c.HAProxySocket, c.HAProxyBackend = "/run/haproxy/admin.sock", `hello"`
+		}, "haproxy_backend:"},
+		{"haproxy without backend", func(c *userdata.Config) { c.HAProxySocket = "tcp://127.0.0.1:9999" }, "haproxy_backend: required"},
+		{"backend without haproxy", func(c *userdata.Config) { c.HAProxyBackend = "hello" }, "haproxy_socket: required"},
+		{"two drain strategies", func(c *userdata.Config) {
+			c.HAProxySocket, c.HAProxyBackend = "tcp://127.0.0.1:9999", "hello"
+			c.TargetGroupARN = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef"
+		}, "one drain strategy"},
 		{"ca not pem", func(c *userdata.Config) { c.CABundle = "hello" }, "ca_bundle:"},
 		{"no keyring", func(c *userdata.Config) { c.Keyring = nil }, "keyring: required"},
 		{"keyring garbage", func(c *userdata.Config) { c.Keyring = []byte("not a key") }, "keyring:"},

@@ -15,6 +15,7 @@ REGION='eu-west-1'
 S3_ENDPOINT=''
 SSM_ENDPOINT=''
 EC2_ENDPOINT=''
+SNS_ENDPOINT=''
 AWS_KEY_ID=''
 AWS_KEY_SECRET=''
 REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
@@ -26,6 +27,8 @@ SERF_BIND=${SERF_BIND:-0.0.0.0:7946}
 HEALTH_URL='http://127.0.0.1:9000/healthz'
 SNS_TOPIC_ARN='arn:aws:sns:eu-west-1:123456789012:aptfleet-events'
 TARGET_GROUP_ARN='arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/hello-production/0123456789abcdef'
+HAPROXY_SOCKET=''
+HAPROXY_BACKEND=''
 
 KEYRING=/etc/apt/keyrings/aptfleet.gpg
 SOURCES=/etc/apt/sources.list.d/aptfleet.sources
@@ -230,6 +233,14 @@ EOF
         port: 9000
         region: "$REGION"
 EOF
+	elif [ -n "$HAPROXY_SOCKET" ]; then
+		cat <<EOF
+    drain:
+      strategy: haproxy
+      haproxy:
+        socket: "$HAPROXY_SOCKET"
+        backend: "$HAPROXY_BACKEND"
+EOF
 	fi
 } | put "$CONFIG" 0644
 
@@ -238,9 +249,11 @@ step "write the puller environment"
 	echo "AWS_REGION=$REGION"
 	if [ -n "$S3_ENDPOINT" ]; then echo "AWS_ENDPOINT_URL_S3=https://$S3_ENDPOINT"; fi
 	if [ -n "$SSM_ENDPOINT" ]; then echo "AWS_ENDPOINT_URL_SSM=$SSM_ENDPOINT"; fi
+	if [ -n "$SNS_ENDPOINT" ]; then echo "AWS_ENDPOINT_URL_SNS=$SNS_ENDPOINT"; fi
 	if [ -n "$AWS_KEY_ID" ]; then
 		echo "AWS_ACCESS_KEY_ID=$AWS_KEY_ID"
 		echo "AWS_SECRET_ACCESS_KEY=$AWS_KEY_SECRET"
+		echo "AWS_EC2_METADATA_DISABLED=true" # static keys: not on EC2, no IMDS
 	fi
 } | put "$ENV_FILE" 0600
 install -d -m 0755 /etc/systemd/system/puller.service.d

@@ -42,6 +42,7 @@ locals {
     ca_bundle                = ""
     ssm_endpoint             = ""
     ec2_endpoint             = ""
+    sns_endpoint             = ""
     aws_access_key_id        = ""
     aws_secret_access_key    = ""
     redis_addr               = var.redis_addr
@@ -54,6 +55,8 @@ locals {
     app_port                 = var.app_port
     health_url               = "http://127.0.0.1:${var.app_port}${var.health_check_path}"
     target_group_arn         = aws_lb_target_group.app.arn
+    haproxy_socket           = ""
+    haproxy_backend          = ""
     sns_topic_arn            = var.sns_topic_arn
     fraction                 = var.fraction
     schedule                 = var.schedule
