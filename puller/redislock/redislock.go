@@ -6,8 +6,12 @@
 // the hash <prefix><app>:<env>:tokens. One Lua script removes expired holders,
 // applies the cap and admits, reading the clock with Redis TIME only. With a
 // CapKey, the cap applied is the smallest view of it among the hosts taking
-// part (<prefix><app>:<env>:views), and admissions pause for one TTL when the
-// slot set was lost (<prefix><app>:<env>:guard missing). A lease is
+// part (two sorted sets, <prefix><app>:<env>:viewcaps scored by cap and
+// <prefix><app>:<env>:viewexpiry scored by when the view lapses), and
+// admissions pause for one TTL when the slot set was lost
+// (<prefix><app>:<env>:guard missing). A host waiting in Acquire is queued in
+// <prefix><app>:<env>:waiters; a release wakes the first of them still
+// listening on its own channel, <prefix><app>:<env>:wake:<host>. A lease is
 // renewed in the background; its Context is cancelled as soon as the lease is
 // lost or can no longer be known to be valid, and Alive reports the same thing
 // for a check right before a destructive step. Release compares the token, so a
@@ -72,7 +76,8 @@ type Options struct {
 	// RenewEvery is how often a held lease is renewed. Default TTL/3.
 	RenewEvery time.Duration
 	// PollEvery is how often Acquire retries while the semaphore is full (with
-	// +-20% jitter); a release wakes waiters at once through pub/sub. Default 1s.
+	// +-20% jitter); a release wakes one waiter at once through pub/sub.
+	// Default 1s.
 	PollEvery time.Duration
 	// Logger for lease loss and Redis trouble. Default slog.Default().
 	Logger *slog.Logger
@@ -92,8 +97,8 @@ type Request struct {
 	// to the prefix like Key, e.g. "hello:staging:rollout:1.4.0-1"; a key that
 	// already starts with the prefix is used as is) whose "cap" field records
 	// the cap in force. Each host taking part (waiting or holding) keeps its
-	// view of the cap in <prefix><Key>:views; the smallest live view is
-	// enforced. "" applies Cap alone.
+	// view of the cap in <prefix><Key>:viewcaps and :viewexpiry; the smallest
+	// live view is enforced. "" applies Cap alone.
 	CapKey string
 }
 
@@ -129,13 +134,20 @@ func New(rdb redis.UniversalClient, opts Options) *Semaphore {
 // Options returns the options in effect (defaults filled in).
 func (s *Semaphore) Options() Options { return s.opts }
 
-func (s *Semaphore) keys(key string) (slots, tokens, guard, channel string) {
+// keys are a semaphore's keys: the holders (host -> lease expiry), their
+// tokens, the guard against a lost slot set, and the queue of waiters (host ->
+// when it was queued); wake is the prefix of each waiter's channel.
+func (s *Semaphore) keys(key string) (slots, tokens, guard, waiters, wake string) {
 	base := s.opts.Prefix + key
-	return base + ":slots", base + ":tokens", base + ":guard", base + ":released"
+	return base + ":slots", base + ":tokens", base + ":guard", base + ":waiters", base + ":wake:"
 }
 
-// viewsKey is the hash of the hosts' views of the cap: host -> "cap:expiry ms".
-func (s *Semaphore) viewsKey(key string) string { return s.opts.Prefix + key + ":views" }
+// viewKeys are the sorted sets of the hosts' views of the cap: host -> cap,
+// and host -> when the view lapses (server ms).
+func (s *Semaphore) viewKeys(key string) []string {
+	base := s.opts.Prefix + key
+	return []string{base + ":viewcaps", base + ":viewexpiry"}
+}
 
 // viewTTL is how long a host's view of the cap counts without a refresh; a
 // waiter refreshes it at every attempt, a holder at every renewal.
@@ -160,26 +172,29 @@ func (r Request) validate() error {
 	return nil
 }
 
-// acquireScript: KEYS slots, tokens, guard[, capkey, views]; ARGV host, token,
-// ttl ms, cap, view ttl ms. Returns {1, cap} admitted, {0, cap, holders...}
-// full, {-1, cap, pause ms} paused.
+// acquireScript: KEYS slots, tokens, guard, waiters[, capkey, viewcaps,
+// viewexpiry]; ARGV host, token, ttl ms, cap, view ttl ms, wait. Returns {1,
+// cap} admitted, {0, cap, holders...} full ({0, cap} and the host queued as a
+// waiter when wait is "1"), {-1, cap, pause ms} paused.
+//
+// The views cost O(log n) per call: lapsed ones are found by their expiry and
+// the smallest live one is the first of viewcaps.
 var acquireScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
-if KEYS[4] then
-  redis.call('HSET', KEYS[5], ARGV[1], cap .. ':' .. (now + tonumber(ARGV[5])))
-  local views = redis.call('HGETALL', KEYS[5])
-  for i = 1, #views, 2 do
-    local c, exp = string.match(views[i + 1], '^(%d+):(%d+)$')
-    if not c or tonumber(exp) <= now then
-      redis.call('HDEL', KEYS[5], views[i])
-    elseif tonumber(c) < cap then
-      cap = tonumber(c)
-    end
+if KEYS[5] then
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now)
+  if #lapsed > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+    for _, h in ipairs(lapsed) do redis.call('ZREM', KEYS[6], h) end
   end
-  redis.call('HSET', KEYS[4], 'cap', cap)
+  redis.call('ZADD', KEYS[6], cap, ARGV[1])
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[5]), ARGV[1])
+  local low = tonumber(redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2])
+  if low < cap then cap = low end
+  redis.call('HSET', KEYS[5], 'cap', cap)
 end
 local until_ms = tonumber(redis.call('GET', KEYS[3]))
 if not until_ms then
@@ -192,10 +207,14 @@ end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #expired > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  redis.call('HDEL', KEYS[2], unpack(expired))
+  for _, h in ipairs(expired) do redis.call('HDEL', KEYS[2], h) end
 end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   if redis.call('ZCARD', KEYS[1]) >= cap then
+    if ARGV[6] == '1' then
+      redis.call('ZADD', KEYS[4], 'NX', now, ARGV[1])
+      return {0, cap}
+    end
     local out = {0, cap}
     for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do table.insert(out, h) end
     return out
@@ -203,11 +222,12 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, cap}
 `)
 
-// renewScript: KEYS slots, tokens[, views]; ARGV host, token, ttl ms[, cap,
-// view ttl ms]. 1 renewed, 0 lost.
+// renewScript: KEYS slots, tokens[, viewcaps, viewexpiry]; ARGV host, token,
+// ttl ms[, cap, view ttl ms]. 1 renewed, 0 lost.
 var renewScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -216,22 +236,32 @@ local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 if not exp or exp <= now then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 if KEYS[3] then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4] .. ':' .. (now + tonumber(ARGV[5])))
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[4]), ARGV[1])
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[1])
 end
 return 1
 `)
 
-// releaseScript: KEYS slots, tokens[, views]; ARGV host, token, channel. 1
-// released, 0 lost.
+// releaseScript: KEYS slots, tokens, waiters[, viewcaps, viewexpiry]; ARGV
+// host, token, wake channel prefix. 1 released, 0 lost. A slot freed wakes
+// one waiter: the first queued that still listens (PUBLISH counts the
+// receivers; waiters that gave up are dropped from the queue).
 var releaseScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 local exp = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
 redis.call('HDEL', KEYS[2], ARGV[1])
-if KEYS[3] then redis.call('HDEL', KEYS[3], ARGV[1]) end
+if KEYS[4] then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+while true do
+  local w = redis.call('ZPOPMIN', KEYS[3])
+  if #w == 0 then break end
+  if w[1] ~= ARGV[1] and redis.call('PUBLISH', ARGV[3] .. w[1], ARGV[1]) > 0 then break end
+end
 if not exp or exp <= now then return 0 end
 return 1
 `)
@@ -251,19 +281,25 @@ func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error)
 }
 
 // tryAcquire is TryAcquire; a lease granted keeps refreshing its view of the
-// cap from reqFn (when not nil) at every renewal.
+// cap from reqFn (when not nil) at every renewal. With reqFn (the caller is
+// Acquire, listening on its wake channel) a busy answer queues the host as a
+// waiter and carries no holders.
 func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Request) (*Lease, error) {
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
-	slots, tokens, guard, _ := s.keys(req.Key)
-	keys := []string{slots, tokens, guard}
+	slots, tokens, guard, waiters, _ := s.keys(req.Key)
+	keys := []string{slots, tokens, guard, waiters}
 	if req.CapKey != "" {
-		keys = append(keys, s.capKey(req.CapKey), s.viewsKey(req.Key))
+		keys = append(append(keys, s.capKey(req.CapKey)), s.viewKeys(req.Key)...)
+	}
+	wait := "0"
+	if reqFn != nil {
+		wait = "1"
 	}
 	token := newToken()
 	sent := time.Now()
-	res, err := acquireScript.Run(ctx, s.rdb, keys, req.Host, token, s.opts.TTL.Milliseconds(), req.Cap, s.viewTTL().Milliseconds()).Slice()
+	res, err := acquireScript.Run(ctx, s.rdb, keys, req.Host, token, s.opts.TTL.Milliseconds(), req.Cap, s.viewTTL().Milliseconds(), wait).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("acquire %s for %s: %w", req.Key, req.Host, err)
 	}
@@ -291,7 +327,8 @@ func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Re
 
 // Acquire retries TryAcquire until a slot is granted or ctx is done, calling req
 // before every attempt (so the cap follows the live membership). It waits
-// PollEvery between attempts, or less when a holder releases. Redis errors are
+// PollEvery between attempts, or less when a release wakes it: each release
+// wakes one waiter, the one queued longest that is still waiting. Redis errors are
 // logged once and retried; an invalid request is returned at once. The lease
 // granted calls req again at every renewal to refresh this host's view of the
 // cap (only Cap is read then), so req must be safe to call from another
@@ -305,9 +342,14 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, er
 			return nil, err
 		}
 		if wake == nil {
-			_, _, _, channel := s.keys(r.Key)
-			ps := s.rdb.Subscribe(ctx, channel)
+			_, _, _, _, channel := s.keys(r.Key)
+			ps := s.rdb.Subscribe(ctx, channel+r.Host)
 			defer ps.Close()
+			// Listen before the first attempt queues this host, so that a
+			// release right after it finds the listener. Should Redis be
+			// away, the subscription is made again in the background, and
+			// polling goes on meanwhile.
+			_, _ = ps.ReceiveTimeout(ctx, s.opts.PollEvery)
 			wake = ps.Channel()
 		}
 		l, err := s.tryAcquire(ctx, r, req)
@@ -346,7 +388,7 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, er
 
 // Holders returns the hosts holding an unexpired slot of key, by Redis time.
 func (s *Semaphore) Holders(ctx context.Context, key string) ([]string, error) {
-	slots, _, _, _ := s.keys(key)
+	slots, _, _, _, _ := s.keys(key)
 	hs, err := holdersScript.Run(ctx, s.rdb, []string{slots}).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("holders of %s: %w", key, err)
@@ -426,7 +468,7 @@ func (l *Lease) renew() {
 	defer close(l.done)
 	t := time.NewTicker(l.s.opts.RenewEvery)
 	defer t.Stop()
-	slots, tokens, _, _ := l.s.keys(l.req.Key)
+	slots, tokens, _, _, _ := l.s.keys(l.req.Key)
 	var failing bool
 	for {
 		select {
@@ -441,7 +483,7 @@ func (l *Lease) renew() {
 		l.mu.Unlock()
 		keys, args := []string{slots, tokens}, []any{l.req.Host, l.token, l.s.opts.TTL.Milliseconds()}
 		if l.req.CapKey != "" {
-			keys = append(keys, l.s.viewsKey(l.req.Key))
+			keys = append(keys, l.s.viewKeys(l.req.Key)...)
 			args = append(args, l.viewOfCap(), l.s.viewTTL().Milliseconds())
 		}
 		sent := time.Now()
@@ -516,10 +558,10 @@ func (l *Lease) Release(ctx context.Context) error {
 	<-l.done
 	lostBefore := context.Cause(l.ctx)
 	l.cancel(ErrReleased)
-	slots, tokens, _, channel := l.s.keys(l.req.Key)
-	keys := []string{slots, tokens}
+	slots, tokens, _, waiters, channel := l.s.keys(l.req.Key)
+	keys := []string{slots, tokens, waiters}
 	if l.req.CapKey != "" {
-		keys = append(keys, l.s.viewsKey(l.req.Key))
+		keys = append(keys, l.s.viewKeys(l.req.Key)...)
 	}
 	n, err := releaseScript.Run(ctx, l.s.rdb, keys, l.req.Host, l.token, channel).Int()
 	if err != nil {

@@ -279,12 +279,80 @@ func TestAcquireRecomputesCapAndWakesOnRelease(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			_ = holder.Release(context.Background())
 		}()
-		l, err := slow.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: "hello:prod", Host: "c", Cap: 2} })
+		l, err := slow.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: "hello:prod", Host: "c", Cap: 1} })
 		if err != nil {
 			t.Fatalf("waiter not woken by the release: %v", err)
 		}
 		_ = l.Release(context.Background())
 	})
+}
+
+// TestReleaseWakesOneWaiter: a release wakes the waiter queued first that is
+// still waiting, and no other (no thundering herd).
+func TestReleaseWakesOneWaiter(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	rdb := client(t, r.Addr, "", nil)
+	o := opts()
+	o.PollEvery = time.Hour // only a release can wake a waiter
+	s := redislock.New(rdb, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const key, capKey = "hello:prod", "hello:prod:rollout:3"
+	holder := mustAcquire(t, s, redislock.Request{Key: key, Host: "a", Cap: 1, CapKey: capKey})
+
+	type waiter struct {
+		calls atomic.Int64
+		got   chan *redislock.Lease
+	}
+	wait := func(ctx context.Context, host string) *waiter {
+		w := &waiter{got: make(chan *redislock.Lease, 1)}
+		go func() {
+			l, _ := s.Acquire(ctx, func() redislock.Request {
+				w.calls.Add(1)
+				return redislock.Request{Key: key, Host: host, Cap: 1, CapKey: capKey}
+			})
+			w.got <- l
+		}()
+		for rdb.ZScore(ctx, "aptfleet:"+key+":waiters", host).Err() != nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		return w
+	}
+	// A waiter that gave up stays queued; the release must pass it by.
+	gctx, gcancel := context.WithCancel(ctx)
+	gone := wait(gctx, "gone")
+	gcancel()
+	if l := <-gone.got; l != nil {
+		t.Fatal("a cancelled Acquire returned a lease")
+	}
+	for {
+		n, err := rdb.PubSubNumSub(ctx, "aptfleet:"+key+":wake:gone").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n["aptfleet:"+key+":wake:gone"] == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b := wait(ctx, "b")
+	c := wait(ctx, "c")
+
+	_ = holder.Release(ctx)
+	lb := <-b.got
+	if lb == nil {
+		t.Fatal("b, queued first, was not woken by the release")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if n := c.calls.Load(); n != 1 {
+		t.Fatalf("c made %d attempts after one release woke b, want 1 (only b woken)", n)
+	}
+	_ = lb.Release(ctx)
+	if lc := <-c.got; lc == nil {
+		t.Fatal("c not woken by b's release")
+	} else {
+		_ = lc.Release(ctx)
+	}
 }
 
 func TestDeadHolderExpires(t *testing.T) {
