@@ -634,7 +634,9 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason st
 		a.restore(ctx, ar)
 		a.setCurrent(ar, back)
 		_ = a.deps.State.SetHost(ctx, app, env, a.host, back, redisstate.StateOK)
-		a.emitProgress(ctx, ar, event.RolledBack, back, target, reason, 0, r)
+		// The event is about the failed version; Previous is the one the
+		// host went back to (the version before the deploy).
+		a.emitProgress(ctx, ar, event.RolledBack, target, back, reason, 0, r)
 	} else {
 		ar.known = false // read it from dpkg next time
 	}

@@ -415,6 +415,11 @@ func TestRolloutHaltsOnFailingVersion(t *testing.T) {
 	if rb, failed := len(tb.events.of(event.RolledBack)), len(tb.events.of(event.Failed)); rb != len(bad) || failed != len(bad) {
 		t.Errorf("%d failed and %d rolled_back events for %d failing installs", failed, rb, len(bad))
 	}
+	for _, e := range tb.events.of(event.RolledBack) {
+		if e.Version != "1.2-1" || e.Previous != "1.1-1" {
+			t.Errorf("rolled_back event: version %q, previous %q; want the failed 1.2-1, back on 1.1-1", e.Version, e.Previous)
+		}
+	}
 	if r, _ := tb.state.Rollout(ctx, "hello", "staging", "1.2-1"); r.Failed != len(bad) || r.Done != 0 || r.Finished.IsZero() {
 		t.Errorf("rollout of 1.2-1 = %+v, want failed %d, finished", r, len(bad))
 	}
