@@ -74,6 +74,13 @@ type Options struct {
 	// host path of the instance's root: the place to drop files or enable units
 	// that must be there at first boot.
 	Setup func(root string) error
+	// UserData, when set, is a script the instance runs once at first boot,
+	// as root, the way cloud-init's scripts-user stage runs EC2 user-data:
+	// from /var/lib/cloud/instance/scripts/part-001, by a oneshot unit ordered
+	// after network-online.target and wanted by multi-user.target, so
+	// WaitSystemRunning returns once it finished ("degraded" when it failed).
+	// Its output goes to the journal and the console.
+	UserData []byte
 	// Env is appended to DefaultEnv for every command run inside.
 	Env []string
 	// NspawnArgs are extra systemd-nspawn arguments (e.g. "--private-network").
@@ -152,6 +159,11 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 	if opts.Setup != nil {
 		if err := opts.Setup(inst.root); err != nil {
 			return nil, fmt.Errorf("boot %s: setup: %w", opts.Name, err)
+		}
+	}
+	if opts.UserData != nil {
+		if err := installUserData(inst.root, opts.UserData); err != nil {
+			return nil, fmt.Errorf("boot %s: user-data: %w", opts.Name, err)
 		}
 	}
 
@@ -490,6 +502,25 @@ func (inst *Instance) Close() error {
 	return inst.closeErr
 }
 
+// Kill cuts the instance's power: SIGKILL to its PID 1, which takes every
+// process inside with it (nothing shuts down in order, no service stops
+// cleanly); systemd-nspawn then reaps it and exits. It returns once the
+// container is gone; Close still removes its files.
+func (inst *Instance) Kill() {
+	if inst.nspawn == nil || inst.nspawn.Process == nil {
+		return
+	}
+	if inst.leader > 0 {
+		_ = syscall.Kill(inst.leader, syscall.SIGKILL)
+	}
+	select {
+	case <-inst.exited:
+	case <-time.After(10 * time.Second):
+		_ = inst.nspawn.Process.Kill()
+		<-inst.exited
+	}
+}
+
 // stop halts the container and waits for systemd-nspawn to exit.
 func (inst *Instance) stop() {
 	if inst.nspawn == nil || inst.nspawn.Process == nil {
@@ -543,6 +574,45 @@ func (inst *Instance) cleanupFiles() error {
 		return fmt.Errorf("close %s: %w", inst.name, errors.Join(errs...))
 	}
 	return nil
+}
+
+// UserDataUnit is the oneshot unit that runs Options.UserData at first boot.
+const UserDataUnit = "aptfleet-user-data.service"
+
+const userDataUnit = `[Unit]
+Description=EC2 user-data (as cloud-init's scripts-user runs it)
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/var/lib/cloud/instance/scripts/part-001
+RemainAfterExit=yes
+TimeoutStartSec=10min
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// installUserData writes the script and its unit into root and enables the
+// unit.
+func installUserData(root string, script []byte) error {
+	scripts := filepath.Join(root, "var/lib/cloud/instance/scripts")
+	units := filepath.Join(root, "etc/systemd/system")
+	wants := filepath.Join(units, "multi-user.target.wants")
+	for _, d := range []string{scripts, wants} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(scripts, "part-001"), script, 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(units, UserDataUnit), []byte(userDataUnit), 0o644); err != nil {
+		return err
+	}
+	return os.Symlink("/etc/systemd/system/"+UserDataUnit, filepath.Join(wants, UserDataUnit))
 }
 
 // consoleTail returns the end of the console log, for error messages.

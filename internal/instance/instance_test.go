@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,5 +243,51 @@ func TestBootErrors(t *testing.T) {
 	_, err := instance.Boot(context.Background(), t.TempDir(), instance.Options{})
 	if err == nil || !strings.Contains(err.Error(), "has no systemd") {
 		t.Errorf("booting an empty directory: %v", err)
+	}
+}
+
+// TestUserDataAndKill: Options.UserData runs once at first boot before the
+// system counts as running, and a failing script leaves it degraded naming
+// the unit; Kill takes the instance down at once.
+func TestUserDataAndKill(t *testing.T) {
+	base := baseRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, tt := range []struct {
+		name   string
+		script string
+		ok     bool
+	}{
+		{"succeeds", "#!/bin/sh\nsleep 1\necho ran > /run/user-data-ran\n", true},
+		{"fails", "#!/bin/sh\necho about to fail\nexit 7\n", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			inst, err := instance.Boot(ctx, base, instance.Options{Dir: t.TempDir(), UserData: []byte(tt.script)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Close()
+			err = inst.WaitSystemRunning(ctx)
+			if !tt.ok {
+				if !errors.Is(err, instance.ErrDegraded) || !strings.Contains(err.Error(), instance.UserDataUnit) {
+					t.Fatalf("WaitSystemRunning = %v, want degraded naming %s", err, instance.UserDataUnit)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := inst.ReadFile(ctx, "/run/user-data-ran"); err != nil || string(got) != "ran\n" {
+				t.Fatalf("/run/user-data-ran = %q, %v: the user-data did not run before the system was running", got, err)
+			}
+			leader := inst.Leader()
+			inst.Kill()
+			if err := syscall.Kill(leader, 0); !errors.Is(err, syscall.ESRCH) {
+				t.Errorf("PID 1 of the killed instance (host PID %d) still exists: %v", leader, err)
+			}
+			if _, err := inst.Run(ctx, "true"); err == nil {
+				t.Error("a command ran in the killed instance")
+			}
+		})
 	}
 }

@@ -16,6 +16,9 @@ import (
 type HAProxyServer struct {
 	Name string // server name in the backend
 	Addr string // HOST:PORT it forwards to
+	// Disabled starts the server in maintenance: it takes no traffic until
+	// the runtime API sets it ready (a host not yet in service).
+	Disabled bool
 }
 
 // HAProxyOptions configure a test haproxy.
@@ -24,8 +27,11 @@ type HAProxyOptions struct {
 	Backend string
 	// Servers of the backend, balanced round-robin.
 	Servers []HAProxyServer
-	// Check enables HTTP health checks (GET /, every 100ms, rise 2, fall 1).
+	// Check enables HTTP health checks (GET CheckPath, every 100ms, rise 2,
+	// fall 1).
 	Check bool
+	// CheckPath is the health check's path. Default "/".
+	CheckPath string
 }
 
 // HAProxy is a real haproxy process on loopback, stopped by t.Cleanup.
@@ -43,6 +49,9 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 	NeedTools(t, "haproxy")
 	if opts.Backend == "" {
 		opts.Backend = "app"
+	}
+	if opts.CheckPath == "" {
+		opts.CheckPath = "/"
 	}
 	dir := t.TempDir()
 	ports := make([]int, 2)
@@ -76,12 +85,15 @@ backend %s
     balance roundrobin
 `, h.Socket, h.TCPSocket, filepath.Join(dir, "haproxy.pid"), h.Frontend, opts.Backend, opts.Backend)
 	if opts.Check {
-		cfg.WriteString("    option httpchk GET /\n")
+		fmt.Fprintf(&cfg, "    option httpchk GET %s\n", opts.CheckPath)
 	}
 	for _, s := range opts.Servers {
 		fmt.Fprintf(&cfg, "    server %s %s", s.Name, s.Addr)
 		if opts.Check {
 			cfg.WriteString(" check inter 100ms rise 2 fall 1")
+		}
+		if s.Disabled {
+			cfg.WriteString(" disabled")
 		}
 		cfg.WriteString("\n")
 	}
