@@ -105,6 +105,8 @@ func renderStatus(w io.Writer, sts []redisstate.EnvStatus, now time.Time) {
 				state = "halted " + ago(now, r.Finished)
 			case !r.Finished.IsZero():
 				state = "finished " + ago(now, r.Finished)
+			case st.LiveDone:
+				state = "done on every live host"
 			}
 			capText := ""
 			if r.Cap > 0 {

@@ -156,3 +156,41 @@ func TestWaitRollout(t *testing.T) {
 		}
 	})
 }
+
+// TestStatusLiveDone: a rollout whose total counts a host that died before
+// finishing never finishes; Status says when every live host is ok on it.
+func TestStatusLiveDone(t *testing.T) {
+	now := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newStore(t, clock)
+	ctx := context.Background()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(s.StartRollout(ctx, "hello", "prod", "2.0", 3))
+	must(s.SetHost(ctx, "hello", "prod", "i-dead", "1.0", StateDeploying))
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	must(s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
+	must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+	st, err := s.Status(ctx, "hello", "prod", 10*time.Minute)
+	must(err)
+	if st.LiveDone {
+		t.Errorf("LiveDone while i-2 is still deploying: %+v", st)
+	}
+	for _, h := range []string{"i-1", "i-2"} {
+		_, err := s.FinishHost(ctx, "hello", "prod", "2.0", true)
+		must(err)
+		must(s.SetHost(ctx, "hello", "prod", h, "2.0", StateOK))
+	}
+	st, err = s.Status(ctx, "hello", "prod", 10*time.Minute)
+	must(err)
+	if st.Latest == nil || !st.Latest.Finished.IsZero() || !st.LiveDone || st.Warning != "" {
+		t.Errorf("status = %+v, want the rollout unfinished (2 of 3) and done on every live host", st)
+	}
+}

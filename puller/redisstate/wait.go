@@ -87,7 +87,10 @@ type EnvStatus struct {
 	Hosts   []HostRow         // sorted by name
 	Broken  map[string]Broken // version -> mark
 	Latest  *Rollout          // the most recently started rollout, nil if none
-	Warning string            // set when live hosts disagree on the version after the latest rollout ended
+	// LiveDone: every live host runs Latest's version in state ok, though
+	// the rollout has not finished (hosts counted in its total are gone).
+	LiveDone bool
+	Warning  string // set when live hosts disagree on the version after the latest rollout ended
 }
 
 // Status reads app/env's hosts, broken marks and latest rollout. Hosts seen
@@ -121,6 +124,12 @@ func (s *Store) Status(ctx context.Context, app, env string, liveWithin time.Dur
 		}
 	}
 	sort.Slice(st.Hosts, func(i, j int) bool { return st.Hosts[i].Name < st.Hosts[j].Name })
+	if r := st.Latest; r != nil && r.Finished.IsZero() && len(versions) == 1 && versions[r.Version] > 0 {
+		st.LiveDone = true
+		for _, h := range st.Hosts {
+			st.LiveDone = st.LiveDone && (!h.Live || h.State == StateOK)
+		}
+	}
 	if len(versions) > 1 && (st.Latest == nil || !st.Latest.Finished.IsZero()) {
 		list := make([]string, 0, len(versions))
 		for v, n := range versions {
