@@ -174,7 +174,25 @@ hello: ## build examples/hello and package it: dist/hello_$(HELLO_VERSION)_amd64
 	SOURCE_DATE_EPOCH=$(HELLO_EPOCH) $(GO) run ./cmd/pkgbuild build --spec examples/hello/package.yaml --version $(HELLO_VERSION) --out dist
 
 .PHONY: demo
-demo: hello ## build the hello package, show what it contains, publish and promote it in a local repo (no root, no AWS)
+demo: ## the whole pipeline: as root, a fleet of nspawn instances rolling hello behind haproxy; otherwise build and publish locally
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory demo-fleet; else \
+	  $(MAKE) --no-print-directory demo-local && \
+	  echo && echo "== the fleet part of the demo needs root" && \
+	  echo "It boots Debian instances with systemd-nspawn (real systemd as PID 1) in cgroups of their own," && \
+	  echo "installs Debian packages (make deps), builds versitygw into .tools (make tools) and debootstraps" && \
+	  echo "a cached Debian root into $(APTFLEET_TESTROOT) (make testroot, about 300 MB). Run:" && \
+	  echo "  sudo make demo"; fi
+
+.PHONY: demo-fleet
+demo-fleet: deps tools testroot ## (root) the end-to-end fleet run, narrated: the same scenario as make e2e
+	@echo "== aptfleet demo: a fleet of 3, then 4, Debian instances (systemd-nspawn) that install themselves"
+	@echo "   from user-data and pull hello from a signed apt repository on an S3 server (versitygw, TLS),"
+	@echo "   behind haproxy under steady load, rolling one host at a time under a Redis lock sized by Serf."
+	@echo "   Takes about 5 minutes once the tools are built."
+	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -tags e2e -v -run '^TestFleet$$' -timeout 45m ./internal/e2e/
+
+.PHONY: demo-local
+demo-local: hello ## build the hello package, show what it contains, publish and promote it in a local repo (no root, no AWS)
 	@deb=dist/hello_$(HELLO_VERSION)_amd64.deb; \
 	echo; echo "== $$deb: control"; dpkg-deb --info "$$deb"; \
 	echo; echo "== files"; dpkg-deb --contents "$$deb"; \
@@ -218,3 +236,10 @@ trials-lock: ## lock-safety trials against a real redis-server, with their count
 .PHONY: bench-gossip
 bench-gossip: ## time from a deploy announce until all of 30 / 100 Serf members on loopback have it
 	$(GO) test -run '^$$' -bench DeployReaction -benchtime 20x ./puller/gossip
+
+# --- the whole product end to end --------------------------------------------------
+
+.PHONY: e2e
+e2e: ## the fleet scenario on real instances (root): boot, roll, break, recover, behind haproxy under load
+	$(GO) vet -tags e2e ./internal/e2e/
+	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -tags e2e -v -run '^TestFleet$$' -timeout 45m ./internal/e2e/

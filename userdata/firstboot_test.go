@@ -27,25 +27,6 @@ import (
 	"github.com/aptfleet/aptfleet/userdata"
 )
 
-// The first-boot unit runs the user-data the way cloud-init's
-// scripts-user stage does: once, as root, after the network is up, from
-// /var/lib/cloud/instance/scripts.
-const firstBootUnit = `[Unit]
-Description=EC2 user-data (as cloud-init's scripts-user runs it)
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-ExecStart=/var/lib/cloud/instance/scripts/part-001
-RemainAfterExit=yes
-TimeoutStartSec=10min
-StandardOutput=journal+console
-
-[Install]
-WantedBy=multi-user.target
-`
-
 // TestFirstBoot is the user-data's real proof: a Debian 12 instance with
 // systemd as PID 1 (systemd-nspawn, from the cached debootstrapped root)
 // runs the rendered script at first boot. It installs apt-transport-s3 from
@@ -133,16 +114,17 @@ func TestFirstBoot(t *testing.T) {
 
 	inst, err := instance.Boot(ctx, base, instance.Options{
 		Dir: filepath.Join(work, "instance"),
+		// cloud-init runs the user-data once at first boot.
+		UserData: script,
 		Setup: func(root string) error {
 			// What the EC2 environment provides: DNS for the bucket's
-			// virtual host, and cloud-init running the user-data once.
+			// virtual host.
 			hosts := fmt.Sprintf("127.0.0.1 localhost\n127.0.0.1 s3.test %s.s3.test\n", s3srv.Bucket)
 			// hello's port: the instance shares the machine's network, so it
 			// gets a free port through its conffile, kept by the install.
 			files := map[string]string{
 				"etc/hosts":         hosts,
 				"etc/default/hello": fmt.Sprintf("PORT=%d\n", appPort),
-				"etc/systemd/system/aptfleet-user-data.service": firstBootUnit,
 			}
 			for name, data := range files {
 				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
@@ -152,18 +134,7 @@ func TestFirstBoot(t *testing.T) {
 					return err
 				}
 			}
-			scripts := filepath.Join(root, "var/lib/cloud/instance/scripts")
-			if err := os.MkdirAll(scripts, 0o700); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(scripts, "part-001"), script, 0o700); err != nil {
-				return err
-			}
-			wants := filepath.Join(root, "etc/systemd/system/multi-user.target.wants")
-			if err := os.MkdirAll(wants, 0o755); err != nil {
-				return err
-			}
-			return os.Symlink("/etc/systemd/system/aptfleet-user-data.service", filepath.Join(wants, "aptfleet-user-data.service"))
+			return nil
 		},
 	})
 	if err != nil {
@@ -171,7 +142,7 @@ func TestFirstBoot(t *testing.T) {
 	}
 	t.Cleanup(func() { inst.Close() })
 	dump := func() {
-		out, _ := inst.Run(context.Background(), "journalctl", "--no-pager", "-o", "short-precise", "-u", "aptfleet-user-data.service", "-u", "puller.service", "-u", "hello-web.service")
+		out, _ := inst.Run(context.Background(), "journalctl", "--no-pager", "-o", "short-precise", "-u", instance.UserDataUnit, "-u", "puller.service", "-u", "hello-web.service")
 		t.Logf("journal:\n%s", out)
 	}
 
@@ -185,7 +156,7 @@ func TestFirstBoot(t *testing.T) {
 	t.Logf("first boot with user-data took %s", time.Since(start).Round(time.Second))
 
 	for _, check := range []struct{ name, cmd string }{
-		{"user-data succeeded", "systemctl is-active aptfleet-user-data.service"},
+		{"user-data succeeded", "systemctl is-active " + instance.UserDataUnit},
 		{"puller running", "systemctl is-active puller.service"},
 		{"puller enabled", "systemctl is-enabled puller.service"},
 		{"hello installed at the published version", "test \"$(dpkg-query -W -f='${Version}' hello)\" = 1.2.0-1"},

@@ -1,0 +1,378 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+)
+
+// The versions the scenario ships. v3 starts but fails its health check.
+const (
+	v1 = "1.0.0-1"
+	v2 = "1.1.0-1"
+	v3 = "1.2.0-1"
+	v4 = "1.3.0-1"
+	v5 = "1.4.0-1"
+)
+
+// TestFleet is the product's end-to-end proof: publish, promote and roll
+// hello across instances booted from user-data, behind HAProxy under steady
+// load, through a failed release, a scale-out during a rollout and an
+// instance killed while it holds the deploy lock.
+func TestFleet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	out := io.Writer(os.Stdout)
+	tl := newTimeline(out)
+	f := newFleet(t, ctx, 4, tl)
+	i1, i2, i3, i4 := f.slots[0], f.slots[1], f.slots[2], f.slots[3]
+	first3 := []string{i1.name, i2.name, i3.name}
+	var rep report
+	rep.fraction = fraction
+
+	step := func(n int, what, why string) {
+		fmt.Fprintf(out, "\n== step %d: %s\n   %s\n", n, what, why)
+		tl.add("step %d: %s", n, what)
+	}
+	failedBefore := func() int { _, n := f.load.counts(); return n }
+	// requestsOK fails the test when requests failed during a step.
+	requestsOK := func(step string, before int) {
+		if n := failedBefore() - before; n != 0 {
+			t.Errorf("%s: %d requests failed through the load balancer, want 0", step, n)
+		}
+	}
+
+	// --- 1: v1 to production, three instances boot from user-data.
+	step(1, "publish hello "+v1+" and the puller to staging, promote to production, boot 3 instances",
+		"Each instance runs only its user-data: apt-transport-s3, the keyring and source, the puller's config, then `puller bootstrap`.")
+	puller := f.buildPackage("puller", "packaging/puller", "./cmd/puller", "../../bin/puller", pullerVer)
+	f.publish(puller, f.hello(v1, 200))
+	f.promote("", "puller="+pullerVer, app+"="+v1)
+	obs := observe(ctx, f)
+	bootAll(t, f, i1, i2, i3)
+	if err := f.waitVersion(v1, first3, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []slot{i1, i2, i3} {
+		if err := f.inService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep.instances = 3
+	f.load = startLoad(f.lb.Frontend, 50*time.Millisecond, 60000, tl)
+	defer f.load.close()
+	tl.add("load: 20 requests/s through haproxy %s from now on", f.lb.Frontend)
+	time.Sleep(2 * time.Second)
+
+	// --- 2: v2 rolls one host at a time.
+	step(2, "publish and promote "+v2+": a rolling deploy, fraction 1/3",
+		"The promote announces a Serf deploy event; cap = max(1, floor(1/3 x 3)) = 1, so one host at a time drains, upgrades, checks and comes back.")
+	before := failedBefore()
+	obs.watch(v2)
+	f.publish(f.hello(v2, 200))
+	promoted := f.promote(announceAt(f, i1), app+"="+v2)
+	if err := f.waitVersion(v2, first3, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rep.add(f, obs, v2, promoted, rowOpts{note: "first rollout: the semaphore admits nobody for one lease (30s) on first use"})
+	requestsOK("step 2", before)
+
+	// --- 3: v3 fails its health check on the first host, which rolls back
+	// and halts the rollout.
+	step(3, "publish and promote "+v3+", which fails its health check",
+		"The first host to take the slot rolls back, marks "+v3+" broken in Redis and halts the rollout: no other host installs it.")
+	before = failedBefore()
+	obs.watch(v3)
+	f.publish(f.hello(v3, 503))
+	promoted = f.promote(announceAt(f, i1), app+"="+v3)
+	halted, err := f.sns.waitEvent(ctx, event.Halted, v3, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.state.IsBroken(ctx, app, env, v3); err != nil || b == nil || b.Host != halted.Host {
+		t.Fatalf("broken mark of %s: %+v, %v; want one set by %s", v3, b, err, halted.Host)
+	}
+	if err := f.waitVersion(v2, first3, 3*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// Two more schedule periods: nobody else tries v3 at a later tick.
+	time.Sleep(25 * time.Second)
+	var tried []string
+	for _, h := range first3 {
+		seen, err := f.everInstalled(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[v3] {
+			tried = append(tried, h)
+		}
+	}
+	if len(tried) != 1 || tried[0] != halted.Host {
+		t.Errorf("hosts that installed %s: %v, want only %s (the first wave)", v3, tried, halted.Host)
+	}
+	if !slackSays(f, "halted", v3) {
+		t.Errorf("no Slack message says the %s rollout halted; got %q", v3, f.sns.slackTexts())
+	}
+	rep.add(f, obs, v3, promoted, rowOpts{note: "health check failed: rolled back, marked broken, halted"})
+	requestsOK("step 3", before)
+
+	// --- 4: a fourth instance boots while v4 rolls out.
+	step(4, "publish and promote "+v4+"; a 4th instance boots during the rollout",
+		"A new instance installs the newest good version on first boot and joins the gossip; the cap is recomputed at every attempt.")
+	before = failedBefore()
+	obs.watch(v4)
+	f.publish(f.hello(v4, 200))
+	promoted = f.promote(announceAt(f, i1), app+"="+v4)
+	if _, err := f.sns.waitEvent(ctx, event.Started, v4, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	tl.add("auto scaling: capacity 3 -> 4 while %s rolls out", v4)
+	if _, err := f.boot(i4); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.inService(i4); err != nil {
+		t.Fatal(err)
+	}
+	rep.instances++
+	all4 := append(first3, i4.name)
+	if err := f.waitVersion(v4, all4, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rep.add(f, obs, v4, promoted, rowOpts{bootstrapped: map[string]bool{i4.name: true},
+		note: i4.name + " booted during it and bootstrapped (no lock, no traffic yet)"})
+	requestsOK("step 4", before)
+
+	// --- 5: the instance holding the lock is killed; its lease expires and
+	// the rollout completes on the others.
+	step(5, "publish and promote "+v5+"; kill the instance that holds the deploy lock",
+		"The holder dies drained, before it renews its lease: the slot frees when the lease expires and the others carry on.")
+	before = failedBefore()
+	obs.watch(v5)
+	f.publish(f.hello(v5, 200))
+	promoted = f.promote(announceAt(f, i4), app+"="+v5)
+	victim, err := waitDrained(ctx, f, v5, 3*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.instance(victim).Kill()
+	killedAt := time.Now()
+	tl.add("%s: KILLED (power cut) while holding the deploy slot for %s", victim, v5)
+	var rest []string
+	for _, h := range all4 {
+		if h != victim {
+			rest = append(rest, h)
+		}
+	}
+	if err := f.waitVersion(v5, rest, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range f.slots {
+		if s.name == victim {
+			if err := f.outOfService(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	tl.add("auto scaling: %s taken out of the load balancer", victim)
+	rep.add(f, obs, v5, promoted, rowOpts{cut: map[string]time.Time{victim: killedAt},
+		note: victim + " killed holding the slot: its 30s lease expired, then the rest"})
+	requestsOK("step 5", before)
+
+	// --- 6: the operator's view.
+	step(6, "puller status --fleet",
+		"What an operator sees on any instance: every live host on the last version, the dead one gone, no inconsistency.")
+	// A live host rewrites its record every tick (10s); the killed one's is
+	// older than 30s by now.
+	time.Sleep(time.Until(killedAt.Add(35 * time.Second)))
+	st, err := f.status(rest[0], 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(out, st)
+	if strings.Contains(st, "WARNING") {
+		t.Errorf("status --fleet warns of a version inconsistency:\n%s", st)
+	}
+	for _, h := range rest {
+		if !hostLine(st, h, v5, "ok") {
+			t.Errorf("status --fleet does not show %s ok on %s:\n%s", h, v5, st)
+		}
+	}
+	if !strings.Contains(st, "rollout "+v5+": 3/4 done, 0 failed, cap 1") || !strings.Contains(st, "done on every live host") {
+		t.Errorf("status --fleet does not show the %s rollout done on every live host:\n%s", v5, st)
+	}
+	if !strings.Contains(lineOf(st, victim), "(gone)") {
+		t.Errorf("status --fleet does not show the killed %s as gone:\n%s", victim, st)
+	}
+
+	f.load.close()
+	rep.sent, rep.failed = f.load.counts()
+	rep.slack = len(f.sns.slackTexts())
+	fmt.Fprintln(out)
+	rep.print(out)
+	for _, r := range rep.rollouts {
+		if r.peakEvents > r.cap || r.peakSampled > r.cap {
+			t.Errorf("rollout %s: %d deployers at once (events), %d slot holders (sampled), cap %d", r.Version, r.peakEvents, r.peakSampled, r.cap)
+		}
+	}
+	if rep.failed != 0 {
+		t.Errorf("%d of %d requests failed, want 0", rep.failed, rep.sent)
+	}
+}
+
+// bootAll boots the slots at once and puts nothing in service.
+func bootAll(t *testing.T, f *fleet, slots ...slot) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(slots))
+	for i, s := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = f.boot(s)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// announceAt is the Serf address CI announces deploys through.
+func announceAt(f *fleet, s slot) string { return fmt.Sprintf("127.0.0.1:%d", s.serfPort) }
+
+// waitDrained waits for a host that started deploying version and whose
+// HAProxy server is drained (it holds the slot and takes no traffic), and
+// returns it.
+func waitDrained(ctx context.Context, f *fleet, version string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		deploying := map[string]bool{}
+		for _, e := range f.sns.deploys(version) {
+			deploying[e.Host] = e.Kind == event.Started
+		}
+		recs, err := f.state.Hosts(ctx, app, env)
+		st, err2 := f.lbStatus()
+		if err == nil && err2 == nil {
+			for _, h := range sortedKeys(deploying) {
+				if deploying[h] && recs[h].State == "deploying" && st[h] == "DRAIN" {
+					return h, nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("no host drained for %s within %s", version, timeout)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// slackSays reports whether a Slack text mentions every word.
+func slackSays(f *fleet, words ...string) bool {
+	for _, s := range f.sns.slackTexts() {
+		l := strings.ToLower(s)
+		all := true
+		for _, w := range words {
+			all = all && strings.Contains(l, strings.ToLower(w))
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// lineOf returns the status line of host, or "".
+func lineOf(status, host string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if fs := strings.Fields(l); len(fs) > 0 && fs[0] == host {
+			return l
+		}
+	}
+	return ""
+}
+
+func hostLine(status, host, version, state string) bool {
+	fs := strings.Fields(lineOf(status, host))
+	return len(fs) >= 3 && fs[1] == version && fs[2] == state
+}
+
+// report is the final table.
+type report struct {
+	fraction     float64
+	instances    int
+	sent, failed int
+	slack        int
+	rollouts     []rolloutRow
+}
+
+type rolloutRow struct {
+	rolloutFigures
+	cap          int
+	peakEvents   int
+	peakSampled  int
+	wall, ideal  time.Duration
+	toFirstStart time.Duration
+	note         string
+}
+
+// rowOpts say what was special about a rollout.
+type rowOpts struct {
+	cut          map[string]time.Time // hosts killed mid-deploy, and when
+	bootstrapped map[string]bool      // hosts that booted during it
+	note         string
+}
+
+// add records a finished rollout.
+func (r *report) add(f *fleet, o *observer, version string, promoted time.Time, opts rowOpts) {
+	fig := figures(version, f.sns.deploys(version), opts.cut, opts.bootstrapped)
+	ro, _ := f.state.Rollout(f.ctx, app, env, version)
+	row := rolloutRow{rolloutFigures: fig, cap: ro.Cap, peakEvents: fig.PeakDeployer, peakSampled: o.peakHolders(version), note: opts.note}
+	if !fig.First.IsZero() && !fig.Last.IsZero() {
+		row.wall = fig.Last.Sub(fig.First)
+	}
+	if fig.Succeeded > 0 {
+		row.ideal = time.Duration(math.Ceil(1/r.fraction)) * fig.PerHost
+	}
+	if !fig.First.IsZero() {
+		row.toFirstStart = fig.First.Sub(promoted)
+	}
+	r.rollouts = append(r.rollouts, row)
+	f.tl.add("rollout %s: %d hosts started, %d succeeded, %d failed, cap %d, %s first start to last end",
+		version, fig.Hosts, fig.Succeeded, fig.Failed, ro.Cap, row.wall.Round(100*time.Millisecond))
+}
+
+func (r *report) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "rollout\thosts\tok\tfailed\tcap\tpeak deployers (events)\tpeak slot holders (sampled)\tper host\twall\tideal ceil(1/f) x per host\twall / ideal\tpromote -> first start\t  note")
+	for _, ro := range r.rollouts {
+		ratio := "-"
+		if ro.ideal > 0 {
+			ratio = fmt.Sprintf("%.2f", ro.wall.Seconds()/ro.ideal.Seconds())
+		}
+		ideal := "-"
+		if ro.ideal > 0 {
+			ideal = ro.ideal.Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t  %s\n", ro.Version, ro.Hosts, ro.Succeeded, ro.Failed,
+			ro.cap, ro.peakEvents, ro.peakSampled, ro.PerHost.Round(100*time.Millisecond), ro.wall.Round(100*time.Millisecond),
+			ideal, ratio, ro.toFirstStart.Round(100*time.Millisecond), ro.note)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\ninstances booted from user-data: %d; rollouts: %d; requests sent: %d; failed: %d; Slack messages: %d\n",
+		r.instances, len(r.rollouts), r.sent, r.failed, r.slack)
+}
