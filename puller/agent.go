@@ -561,9 +561,10 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (*redisl
 	defer cancel(nil)
 	var lastCheck time.Time
 	req := func() redislock.Request {
-		// Every waiter is woken by every release; reading the broken mark at
-		// most once per poll interval keeps that wake-up cheap. A host that is
-		// admitted reads the mark again before its first step.
+		// A waiter attempts at every poll and when a release wakes it;
+		// reading the broken mark at most once per poll interval keeps the
+		// attempts cheap. A host that is admitted reads the mark again
+		// before its first step.
 		if now := time.Now(); now.Sub(lastCheck) >= a.cfg.LockPoll {
 			lastCheck = now
 			if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
