@@ -84,9 +84,9 @@ type HostRow struct {
 // EnvStatus is the state of one app/env, as `puller status --fleet` shows it.
 type EnvStatus struct {
 	AppEnv
-	Hosts   []HostRow         // sorted by name
-	Broken  map[string]Broken // version -> mark
-	Latest  *Rollout          // the most recently started rollout, nil if none
+	Hosts  []HostRow         // sorted by name
+	Broken map[string]Broken // version -> mark
+	Latest *Rollout          // the most recently started rollout, nil if none
 	// LiveDone: every live host runs Latest's version in state ok, though
 	// the rollout has not finished (hosts counted in its total are gone).
 	LiveDone bool
