@@ -103,7 +103,7 @@ func TestHelloInstance(t *testing.T) {
 	defer cancel()
 
 	v1, v2 := buildHello(t, "1.0.0-1"), buildHello(t, "1.0.1-1")
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	inst, err := instance.Boot(ctx, base, instance.Options{
 		Dir: t.TempDir(),
 		// The instance shares the machine's network: give hello its own port
@@ -251,12 +251,3 @@ func waitBody(t *testing.T, ctx context.Context, url, want string) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}

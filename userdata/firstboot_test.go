@@ -89,7 +89,7 @@ func TestFirstBoot(t *testing.T) {
 		"/aptfleet/hello/serf-key":   serfKey,
 	})
 
-	appPort, serfPort := freePort(t), freePort(t)
+	appPort, serfPort := testenv.FreePort(t), testenv.FreePort(t)
 	cfg := userdata.DefaultConfig()
 	cfg.App = "hello"
 	cfg.Env = "production"
@@ -255,12 +255,3 @@ func buildPackage(t *testing.T, work, specPath, pkgDir, binPath, version string)
 	return deb
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}

@@ -112,7 +112,7 @@ func newFleet(t *testing.T, ctx context.Context, nslots int, tl *timeline) *flee
 
 	var servers []testenv.HAProxyServer
 	for i := 1; i <= nslots; i++ {
-		s := slot{name: fmt.Sprintf("i-0e2e%04d", i), appPort: freePort(t), serfPort: freePort(t)}
+		s := slot{name: fmt.Sprintf("i-0e2e%04d", i), appPort: testenv.FreePort(t), serfPort: testenv.FreePort(t)}
 		f.slots = append(f.slots, s)
 		servers = append(servers, testenv.HAProxyServer{Name: s.name, Addr: fmt.Sprintf("127.0.0.1:%d", s.appPort), Disabled: true})
 	}
@@ -466,15 +466,6 @@ func (f *fleet) status(on string, liveWithin time.Duration) (string, error) {
 	return f.instance(on).Run(f.ctx, "puller", "status", "--fleet", "--live-within", liveWithin.String())
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // timeline prints what happens, with the time since the start, as it
 // happens, and keeps it for the report.

@@ -56,7 +56,7 @@ func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
 	dir := t.TempDir()
 	ports := make([]int, 2)
 	for i := range ports {
-		p, err := loopbackPort()
+		p, err := freePort()
 		if err != nil {
 			t.Fatalf("haproxy: %v", err)
 		}
@@ -131,14 +131,4 @@ backend %s
 			t.Fatalf("haproxy did not start within 10s: %s", out.String())
 		}
 	}
-}
-
-// loopbackPort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func loopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
