@@ -250,4 +250,3 @@ func waitBody(t *testing.T, ctx context.Context, url, want string) {
 		}
 	}
 }
-

@@ -254,4 +254,3 @@ func buildPackage(t *testing.T, work, specPath, pkgDir, binPath, version string)
 	}
 	return deb
 }
-

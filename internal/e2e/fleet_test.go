@@ -466,7 +466,6 @@ func (f *fleet) status(on string, liveWithin time.Duration) (string, error) {
 	return f.instance(on).Run(f.ctx, "puller", "status", "--fleet", "--live-within", liveWithin.String())
 }
 
-
 // timeline prints what happens, with the time since the start, as it
 // happens, and keeps it for the report.
 type timeline struct {
