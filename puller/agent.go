@@ -68,6 +68,9 @@ type VersionTagger interface {
 // Locker hands out the rolling deploy slots (redislock.Semaphore).
 type Locker interface {
 	Acquire(ctx context.Context, req func() redislock.Request) (*redislock.Lease, error)
+	// Arm sets the semaphore's guard when it is missing, so the pause that
+	// follows a lost slot set runs while the fleet is idle.
+	Arm(ctx context.Context, key string) (time.Duration, error)
 }
 
 // State is where the fleet's deploy state lives (redisstate.Store).
@@ -438,8 +441,9 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		return fmt.Errorf("check %s: %w", ar.Dist, err)
 	}
 	if !changed && ar.known {
-		// Idle: one conditional request, and the heartbeat that keeps this host live in status.
-		return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, ar.current, a.restingState(ar))
+		// Idle: one conditional request, the heartbeat that keeps this host
+		// live in status, and the semaphore's guard armed.
+		return a.rest(ctx, ar, ar.current)
 	}
 	for attempt := 0; ; attempt++ {
 		target, current, err := a.target(ctx, ar)
@@ -448,7 +452,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		}
 		if target == "" || target == current {
 			ar.etag = etag
-			return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, a.restingState(ar))
+			return a.rest(ctx, ar, current)
 		}
 		err = a.deploy(ctx, ar, current, target)
 		switch {
@@ -460,6 +464,18 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		}
 		return err
 	}
+}
+
+// rest records a host with nothing to deploy and arms the app/env's
+// semaphore guard.
+func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
+	if err := a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, a.restingState(ar)); err != nil {
+		return err
+	}
+	if _, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env); err != nil {
+		return err
+	}
+	return nil
 }
 
 // deploy moves ar from current to target under a deploy slot.

@@ -85,7 +85,7 @@ func TestFleet(t *testing.T) {
 	if err := f.waitVersion(v2, first3, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	rep.add(f, obs, v2, promoted, rowOpts{note: "first rollout: the semaphore admits nobody for one lease (30s) on first use"})
+	rep.add(f, obs, v2, promoted, rowOpts{note: "the fleet's first rollout"})
 	requestsOK("step 2", before)
 
 	// --- 3: v3 fails its health check on the first host, which rolls back

@@ -226,6 +226,21 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, cap}
 `)
 
+// armScript: KEYS guard; ARGV ttl ms. Sets a missing guard, and with it
+// the pause of one TTL, as an acquisition would; returns the pause left in
+// ms (0 when none).
+var armScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ms = tonumber(redis.call('GET', KEYS[1]))
+if not until_ms then
+  until_ms = now + tonumber(ARGV[1])
+  redis.call('SET', KEYS[1], until_ms)
+end
+if until_ms > now then return until_ms - now end
+return 0
+`)
+
 // renewScript: KEYS slots, tokens[, viewcaps, viewexpiry]; ARGV host, token,
 // ttl ms[, cap, view ttl ms]. 1 renewed, 0 lost.
 var renewScript = redis.NewScript(`
@@ -384,6 +399,22 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, er
 		}
 		t.Stop()
 	}
+}
+
+// Arm makes sure key's guard exists, setting it when missing (first use, or
+// Redis lost its data) and starting then the pause of one TTL that the next
+// acquisition would otherwise start. An agent arms at every idle check, so a
+// new fleet's first rollout and a Redis that lost its data while the fleet was
+// idle do not wait a TTL when a rollout comes. It is as safe as the pause at
+// acquisition: the pause runs one TTL from the first moment anyone saw the
+// guard missing, which is after the data was lost. Arm returns the pause left.
+func (s *Semaphore) Arm(ctx context.Context, key string) (time.Duration, error) {
+	_, _, guard, _, _ := s.keys(key)
+	ms, err := armScript.Run(ctx, s.rdb, []string{guard}, s.opts.TTL.Milliseconds()).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("arm %s: %w", key, err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // Holders returns the hosts holding an unexpired slot of key, by Redis time.

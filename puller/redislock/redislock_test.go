@@ -403,6 +403,50 @@ func TestRedisRestartPausesAdmissions(t *testing.T) {
 	}
 }
 
+// TestArmStartsThePauseEarly: arming a semaphore whose guard is missing
+// starts the one-TTL pause then, so an acquisition after it is admitted at
+// once; arming again changes nothing; after a data loss arming pauses
+// admissions again, and a holder from before the loss is no longer alive by
+// the time anyone is admitted.
+func TestArmStartsThePauseEarly(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := opts()
+	s := redislock.New(client(t, r.Addr, "", nil), o)
+	ctx := context.Background()
+	req := redislock.Request{Key: "hello:prod", Host: "a", Cap: 1}
+
+	pause, err := s.Arm(ctx, req.Key)
+	if err != nil || pause <= 0 || pause > o.TTL {
+		t.Fatalf("first Arm: pause %s, %v; want a pause of at most %s", pause, err, o.TTL)
+	}
+	if again, err := s.Arm(ctx, req.Key); err != nil || again > pause {
+		t.Fatalf("second Arm: pause %s, %v; want the same pause running down (at most %s)", again, err, pause)
+	}
+	time.Sleep(pause + 10*time.Millisecond)
+	if again, err := s.Arm(ctx, req.Key); err != nil || again != 0 {
+		t.Fatalf("Arm after the pause: %s, %v; want no pause", again, err)
+	}
+	held, err := s.TryAcquire(ctx, req)
+	if err != nil {
+		t.Fatalf("first acquisition after an armed pause ran out: %v, want admitted at once", err)
+	}
+
+	r.Restart() // no persistence: the slot set and the guard are gone
+	if pause, err := s.Arm(ctx, req.Key); err != nil || pause <= 0 {
+		t.Fatalf("Arm after data loss: pause %s, %v; want a pause", pause, err)
+	}
+	b := redislock.Request{Key: "hello:prod", Host: "b", Cap: 1}
+	var busy *redislock.BusyError
+	if _, err := s.TryAcquire(ctx, b); !errors.As(err, &busy) || busy.Paused <= 0 {
+		t.Fatalf("acquisition right after the loss was armed: %v, want paused", err)
+	}
+	next := mustAcquire(t, s, b)
+	if held.Alive() {
+		t.Fatal("the lease from before the loss is still alive while another host holds the only slot")
+	}
+	_ = next
+}
+
 func TestAuthAndTLS(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
