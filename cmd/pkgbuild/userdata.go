@@ -83,7 +83,10 @@ servers outside AWS only.`,
 	f.IntVar(&c.AppPort, "port", c.AppPort, "port the app listens on")
 	f.StringVar(&c.HealthURL, "health-url", "", "the app's health check URL (default http://127.0.0.1:PORT/healthz)")
 	f.StringVar(&c.TargetGroupARN, "target-group-arn", "", "ALB target group to drain the host from around restarts")
+	f.StringVar(&c.HAProxySocket, "haproxy-socket", "", "HAProxy runtime API (tcp://HOST:PORT or a socket path) to drain the host through, instead of an ALB")
+	f.StringVar(&c.HAProxyBackend, "haproxy-backend", "", "HAProxy backend holding the host's server, named by the host id (with --haproxy-socket)")
 	f.StringVar(&c.SNSTopicARN, "sns-topic-arn", "", "SNS topic for deploy events")
+	f.StringVar(&c.SNSEndpoint, "sns-endpoint", "", "URL of the SNS API; empty for AWS")
 	f.Float64Var(&c.Fraction, "fraction", c.Fraction, "fraction of the fleet that may deploy at once")
 	f.StringVar(&c.Schedule, "schedule", c.Schedule, "the puller's cron schedule")
 	return cmd

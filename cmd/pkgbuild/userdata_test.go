@@ -17,7 +17,8 @@ func TestUserdataCommand(t *testing.T) {
 
 	t.Run("prints what Render renders", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
-		args := append(append([]string(nil), base...), "--redis-tls", "--serf-join", "10.0.0.5:7946", "--port", "9000")
+		args := append(append([]string(nil), base...), "--redis-tls", "--serf-join", "10.0.0.5:7946", "--port", "9000",
+			"--haproxy-socket", "tcp://10.0.0.2:9999", "--haproxy-backend", "hello", "--sns-endpoint", "https://sns.internal")
 		if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 			t.Fatal(err)
 		}
@@ -28,6 +29,7 @@ func TestUserdataCommand(t *testing.T) {
 		c := userdata.DefaultConfig()
 		c.Repo, c.Dist, c.Env, c.App, c.Keyring, c.Region = "s3://acme-apt/fleet", "production", "production", "hello", key, "eu-west-1"
 		c.RedisAddr, c.RedisTLS, c.SerfJoin, c.AppPort = "redis.internal:6379", true, []string{"10.0.0.5:7946"}, 9000
+		c.HAProxySocket, c.HAProxyBackend, c.SNSEndpoint = "tcp://10.0.0.2:9999", "hello", "https://sns.internal"
 		want, err := userdata.Render(c)
 		if err != nil {
 			t.Fatal(err)
@@ -50,6 +52,7 @@ func TestUserdataCommand(t *testing.T) {
 		{name: "no redis", strip: "--redis-addr", want: "redis_addr: required"},
 		{name: "static credentials without env", args: []string{"--static-credentials"}, want: "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set",
 			env: map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}},
+		{name: "haproxy socket without backend", args: []string{"--haproxy-socket", "tcp://10.0.0.2:9999"}, want: "haproxy_backend: required with haproxy_socket"},
 		{name: "stray argument", args: []string{"extra"}, want: "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
