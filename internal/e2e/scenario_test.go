@@ -74,6 +74,7 @@ func TestFleet(t *testing.T) {
 	defer f.load.close()
 	tl.add("load: 20 requests/s through haproxy %s from now on", f.lb.Frontend)
 	time.Sleep(2 * time.Second)
+	restUntilGuardArmed(t, f)
 
 	// --- 2: v2 rolls one host at a time.
 	step(2, "publish and promote "+v2+": a rolling deploy, fraction 1/3",
@@ -227,6 +228,34 @@ func TestFleet(t *testing.T) {
 	}
 	if rep.failed != 0 {
 		t.Errorf("%d of %d requests failed, want 0", rep.failed, rep.sent)
+	}
+}
+
+// restUntilGuardArmed waits out the pause the agents' first checks started
+// by arming the semaphore's guard (one lease): a fleet that has run a while
+// is past it when its first rollout comes.
+func restUntilGuardArmed(t *testing.T, f *fleet) {
+	t.Helper()
+	key := "aptfleet:" + app + ":" + env + ":guard"
+	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		until, err := f.rdb.Get(ctx, key).Int64()
+		now, err2 := f.rdb.Time(ctx).Result()
+		if err == nil && err2 == nil {
+			left := time.Duration(until-now.UnixMilli()) * time.Millisecond
+			if left <= 0 {
+				return
+			}
+			f.tl.add("fleet at rest: the deploy semaphore's guard, armed at the agents' first check, pauses admissions %s more", left.Round(100*time.Millisecond))
+			time.Sleep(left)
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the agents did not arm the semaphore's guard %s: %v %v", key, err, err2)
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
