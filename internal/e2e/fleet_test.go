@@ -140,8 +140,8 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// goBuild compiles pkg of this module to out with main.version stamped, and
-// main.healthStatus too when health is set (hello only).
+// goBuild compiles pkg of this module to out with main.version stamped and
+// any further -X ldflags.
 func (f *fleet) goBuild(out, pkg, version string, ldflags ...string) {
 	f.t.Helper()
 	flags := "-s -w -X main.version=" + version + " " + strings.Join(ldflags, " ")

@@ -82,7 +82,7 @@ func TestFleet(t *testing.T) {
 	before := failedBefore()
 	obs.watch(v2)
 	f.publish(f.hello(v2, 200))
-	promoted := f.promote(announceAt(f, i1), app+"="+v2)
+	promoted := f.promote(announceAt(i1), app+"="+v2)
 	if err := f.waitVersion(v2, first3, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestFleet(t *testing.T) {
 	before = failedBefore()
 	obs.watch(v3)
 	f.publish(f.hello(v3, 503))
-	promoted = f.promote(announceAt(f, i1), app+"="+v3)
+	promoted = f.promote(announceAt(i1), app+"="+v3)
 	halted, err := f.sns.waitEvent(ctx, event.Halted, v3, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestFleet(t *testing.T) {
 	before = failedBefore()
 	obs.watch(v4)
 	f.publish(f.hello(v4, 200))
-	promoted = f.promote(announceAt(f, i1), app+"="+v4)
+	promoted = f.promote(announceAt(i1), app+"="+v4)
 	if _, err := f.sns.waitEvent(ctx, event.Started, v4, 2*time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestFleet(t *testing.T) {
 	before = failedBefore()
 	obs.watch(v5)
 	f.publish(f.hello(v5, 200))
-	promoted = f.promote(announceAt(f, i4), app+"="+v5)
+	promoted = f.promote(announceAt(i4), app+"="+v5)
 	victim, err := waitDrained(ctx, f, v5, 3*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func bootAll(t *testing.T, f *fleet, slots ...slot) {
 }
 
 // announceAt is the Serf address CI announces deploys through.
-func announceAt(f *fleet, s slot) string { return fmt.Sprintf("127.0.0.1:%d", s.serfPort) }
+func announceAt(s slot) string { return fmt.Sprintf("127.0.0.1:%d", s.serfPort) }
 
 // waitDrained waits for a host that started deploying version and whose
 // HAProxy server is drained (it holds the slot and takes no traffic), and
