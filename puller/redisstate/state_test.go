@@ -21,6 +21,23 @@ func newStore(t *testing.T, now func() time.Time) (*Store, *redis.Client) {
 	return New(rdb, Options{Prefix: "t:", Now: now}), rdb
 }
 
+// pinnedStore returns a store whose clock stands at start and moves only by
+// advance.
+func pinnedStore(t *testing.T, start time.Time) (s *Store, advance func(time.Duration)) {
+	t.Helper()
+	var mu sync.Mutex
+	now := start
+	s, _ = newStore(t, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	return s, func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBrokenFirstMarkWins(t *testing.T) {
 	ctx := context.Background()
 	s, rdb := newStore(t, nil)
@@ -95,25 +112,14 @@ func TestRolloutCounts(t *testing.T) {
 }
 
 func TestWaitRollout(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	s, _ := newStore(t, clock)
+	s, advance := pinnedStore(t, time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(s.SetHost(ctx, "hello", "prod", "i-1", "1.0", StateOK))
-	must(s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
-	must(s.SetHost(ctx, "hello", "prod", "i-gone", "0.9", StateOK))
-	mu.Lock()
-	now = now.Add(time.Hour) // i-gone is now stale; i-1 and i-2 are refreshed below
-	mu.Unlock()
-	must(s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
-	must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "1.0", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-gone", "0.9", StateOK))
+	advance(time.Hour) // i-gone is now stale; i-1 and i-2 are refreshed below
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
 
 	t.Run("times out while a host is deploying", func(t *testing.T) {
 		c, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
@@ -126,7 +132,7 @@ func TestWaitRollout(t *testing.T) {
 	t.Run("done when every live host is ok on the version", func(t *testing.T) {
 		go func() {
 			time.Sleep(50 * time.Millisecond)
-			must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateOK))
+			must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateOK))
 		}()
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -135,9 +141,9 @@ func TestWaitRollout(t *testing.T) {
 		}
 	})
 	t.Run("halted", func(t *testing.T) {
-		must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateRollingBack))
+		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateRollingBack))
 		_, err := s.MarkBroken(ctx, "hello", "prod", "3.0", Broken{Reason: "health check: 503", Host: "i-2"})
-		must(err)
+		must(t, err)
 		_, err = s.WaitRollout(ctx, "hello", "prod", "3.0", WaitOptions{Poll: 20 * time.Millisecond})
 		var he *HaltedError
 		if !errors.As(err, &he) || he.Broken.Host != "i-2" || !strings.Contains(err.Error(), "health check: 503") {
@@ -145,9 +151,9 @@ func TestWaitRollout(t *testing.T) {
 		}
 	})
 	t.Run("status warns about two versions after the rollout ended", func(t *testing.T) {
-		must(s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
+		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
 		st, err := s.Status(ctx, "hello", "prod", 0)
-		must(err)
+		must(t, err)
 		if st.Latest == nil || st.Latest.Version != "3.0" || !strings.Contains(st.Warning, "2 versions") {
 			t.Fatalf("status = %+v, want latest 3.0 and a 2-versions warning", st)
 		}
@@ -160,36 +166,25 @@ func TestWaitRollout(t *testing.T) {
 // TestStatusLiveDone: a rollout whose total counts a host that died before
 // finishing never finishes; Status says when every live host is ok on it.
 func TestStatusLiveDone(t *testing.T) {
-	now := time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	s, _ := newStore(t, clock)
+	s, advance := pinnedStore(t, time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC))
 	ctx := context.Background()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(s.StartRollout(ctx, "hello", "prod", "2.0", 3))
-	must(s.SetHost(ctx, "hello", "prod", "i-dead", "1.0", StateDeploying))
-	mu.Lock()
-	now = now.Add(time.Hour)
-	mu.Unlock()
-	must(s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
-	must(s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+	must(t, s.StartRollout(ctx, "hello", "prod", "2.0", 3))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-dead", "1.0", StateDeploying))
+	advance(time.Hour)
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
 	st, err := s.Status(ctx, "hello", "prod", 10*time.Minute)
-	must(err)
+	must(t, err)
 	if st.LiveDone {
 		t.Errorf("LiveDone while i-2 is still deploying: %+v", st)
 	}
 	for _, h := range []string{"i-1", "i-2"} {
 		_, err := s.FinishHost(ctx, "hello", "prod", "2.0", true)
-		must(err)
-		must(s.SetHost(ctx, "hello", "prod", h, "2.0", StateOK))
+		must(t, err)
+		must(t, s.SetHost(ctx, "hello", "prod", h, "2.0", StateOK))
 	}
 	st, err = s.Status(ctx, "hello", "prod", 10*time.Minute)
-	must(err)
+	must(t, err)
 	if st.Latest == nil || !st.Latest.Finished.IsZero() || !st.LiveDone || st.Warning != "" {
 		t.Errorf("status = %+v, want the rollout unfinished (2 of 3) and done on every live host", st)
 	}
