@@ -109,9 +109,8 @@ func TestHelloInstance(t *testing.T) {
 		// The instance shares the machine's network: give hello its own port
 		// before the package's first start. dpkg keeps this local conffile
 		// (--force-confold), as it would an operator's.
-		Setup: func(root string) error {
-			return os.WriteFile(filepath.Join(root, "etc/default/hello"),
-				[]byte(fmt.Sprintf("PORT=%d\nDRAIN_TIMEOUT=5s\nCLOCK_INTERVAL=1s\n", port)), 0o644)
+		Files: map[string][]byte{
+			"/etc/default/hello": fmt.Appendf(nil, "PORT=%d\nDRAIN_TIMEOUT=5s\nCLOCK_INTERVAL=1s\n", port),
 		},
 	})
 	if err != nil {

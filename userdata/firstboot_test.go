@@ -116,25 +116,12 @@ func TestFirstBoot(t *testing.T) {
 		Dir: filepath.Join(work, "instance"),
 		// cloud-init runs the user-data once at first boot.
 		UserData: script,
-		Setup: func(root string) error {
-			// What the EC2 environment provides: DNS for the bucket's
-			// virtual host.
-			hosts := fmt.Sprintf("127.0.0.1 localhost\n127.0.0.1 s3.test %s.s3.test\n", s3srv.Bucket)
-			// hello's port: the instance shares the machine's network, so it
-			// gets a free port through its conffile, kept by the install.
-			files := map[string]string{
-				"etc/hosts":         hosts,
-				"etc/default/hello": fmt.Sprintf("PORT=%d\n", appPort),
-			}
-			for name, data := range files {
-				if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
-					return err
-				}
-				if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
+		// What the EC2 environment provides: DNS for the bucket's virtual
+		// host. hello's port: the instance shares the machine's network, so
+		// it gets a free port through its conffile, kept by the install.
+		Files: map[string][]byte{
+			"/etc/hosts":         fmt.Appendf(nil, "127.0.0.1 localhost\n127.0.0.1 s3.test %s.s3.test\n", s3srv.Bucket),
+			"/etc/default/hello": fmt.Appendf(nil, "PORT=%d\n", appPort),
 		},
 	})
 	if err != nil {

@@ -281,30 +281,18 @@ func (f *fleet) userData(s slot) []byte {
 // its user-data finished. It does not put the instance in service.
 func (f *fleet) boot(s slot) (*instance.Instance, error) {
 	start := time.Now()
-	f.tl.add("%s: launching (user-data %d bytes)", s.name, len(f.userData(s)))
+	script := f.userData(s)
+	f.tl.add("%s: launching (user-data %d bytes)", s.name, len(script))
 	inst, err := instance.Boot(f.ctx, f.base, instance.Options{
 		Name:     s.name,
 		Dir:      filepath.Join(f.work, "instances", s.name),
-		UserData: f.userData(s),
-		Setup: func(root string) error {
-			// What the EC2 environment provides: DNS for the bucket's
-			// virtual host. The instances share the machine's network, so
-			// each hello gets its own port through its conffile, which the
-			// install keeps.
-			files := map[string]string{
-				"etc/hosts":         fmt.Sprintf("127.0.0.1 localhost %s\n127.0.0.1 s3.test %s.s3.test\n", s.name, bucket),
-				"etc/default/hello": fmt.Sprintf("PORT=%d\n", s.appPort),
-			}
-			for name, data := range files {
-				p := filepath.Join(root, name)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					return err
-				}
-				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-					return err
-				}
-			}
-			return nil
+		UserData: script,
+		// What the EC2 environment provides: DNS for the bucket's virtual
+		// host. The instances share the machine's network, so each hello
+		// gets its own port through its conffile, which the install keeps.
+		Files: map[string][]byte{
+			"/etc/hosts":         fmt.Appendf(nil, "127.0.0.1 localhost %s\n127.0.0.1 s3.test %s.s3.test\n", s.name, bucket),
+			"/etc/default/hello": fmt.Appendf(nil, "PORT=%d\n", s.appPort),
 		},
 	})
 	if err != nil {

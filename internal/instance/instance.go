@@ -70,6 +70,11 @@ type Options struct {
 	Binds []string
 	// BindsRO are read-only bind mounts, same syntax.
 	BindsRO []string
+	// Files are written into the root before boot (after the hostname, before
+	// Setup): absolute path inside the instance -> content, mode 0644, parent
+	// directories created. Files that must be there at first boot, such as
+	// /etc/hosts or an app's conffile, go here.
+	Files map[string][]byte
 	// Setup, when set, runs after the root is prepared and before boot, with the
 	// host path of the instance's root: the place to drop files or enable units
 	// that must be there at first boot.
@@ -145,9 +150,11 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 		}
 		inst.ownDir = true
 	}
+	// The error returns below set inst to nil: clean up through a copy.
+	created := inst
 	defer func() {
 		if err != nil {
-			inst.cleanupFiles()
+			created.cleanupFiles()
 		}
 	}()
 	if err := inst.prepareRoot(baseRoot); err != nil {
@@ -155,6 +162,18 @@ func Boot(ctx context.Context, baseRoot string, opts Options) (inst *Instance, e
 	}
 	if err := os.WriteFile(filepath.Join(inst.root, "etc", "hostname"), []byte(opts.Name+"\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("boot %s: %w", opts.Name, err)
+	}
+	for name, data := range opts.Files {
+		if !filepath.IsAbs(name) {
+			return nil, fmt.Errorf("boot %s: file %q: not an absolute path", opts.Name, name)
+		}
+		p := filepath.Join(inst.root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return nil, fmt.Errorf("boot %s: %w", opts.Name, err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			return nil, fmt.Errorf("boot %s: %w", opts.Name, err)
+		}
 	}
 	if opts.Setup != nil {
 		if err := opts.Setup(inst.root); err != nil {

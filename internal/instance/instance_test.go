@@ -54,6 +54,7 @@ func TestInstance(t *testing.T) {
 	inst, err := instance.Boot(ctx, base, instance.Options{
 		Dir:   dir,
 		Binds: []string{hostDir + ":/mnt/host"},
+		Files: map[string][]byte{"/etc/aptfleet-files/nested": []byte("from Files\n")},
 		Setup: func(root string) error {
 			if err := os.WriteFile(filepath.Join(root, "etc/aptfleet-setup"), []byte("setup ran\n"), 0o644); err != nil {
 				return err
@@ -96,6 +97,9 @@ func TestInstance(t *testing.T) {
 		}
 		if string(got) != "setup ran\n" {
 			t.Errorf("/run/first-boot = %q", got)
+		}
+		if got, err := inst.ReadFile(ctx, "/etc/aptfleet-files/nested"); err != nil || string(got) != "from Files\n" {
+			t.Errorf("/etc/aptfleet-files/nested = %q, %v; want the file Options.Files wrote", got, err)
 		}
 	})
 	t.Run("commands get a clean environment plus Options.Env", func(t *testing.T) {
@@ -243,6 +247,11 @@ func TestBootErrors(t *testing.T) {
 	_, err := instance.Boot(context.Background(), t.TempDir(), instance.Options{})
 	if err == nil || !strings.Contains(err.Error(), "has no systemd") {
 		t.Errorf("booting an empty directory: %v", err)
+	}
+	base := baseRoot(t)
+	_, err = instance.Boot(context.Background(), base, instance.Options{Dir: t.TempDir(), Files: map[string][]byte{"etc/hosts": nil}})
+	if err == nil || !strings.Contains(err.Error(), `file "etc/hosts": not an absolute path`) {
+		t.Errorf("booting with a relative file path: %v", err)
 	}
 }
 

@@ -227,14 +227,9 @@ func TestInstallRestartHealth(t *testing.T) {
 	sources := fmt.Sprintf("Types: deb\nURIs: %s/\nSuites: staging\nComponents: main\nSigned-By: /etc/apt/keyrings/aptfleet.gpg\n", srv.URL)
 	inst, err := instance.Boot(ctx, base, instance.Options{
 		Dir: t.TempDir(),
-		Setup: func(root string) error {
-			if err := os.MkdirAll(filepath.Join(root, "etc/apt/keyrings"), 0o755); err != nil {
-				return err
-			}
-			if err := os.WriteFile(filepath.Join(root, "etc/apt/keyrings/aptfleet.gpg"), f.pubKey, 0o644); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(root, "etc/apt/sources.list.d/aptfleet.sources"), []byte(sources), 0o644)
+		Files: map[string][]byte{
+			"/etc/apt/keyrings/aptfleet.gpg":           f.pubKey,
+			"/etc/apt/sources.list.d/aptfleet.sources": []byte(sources),
 		},
 	})
 	if err != nil {
