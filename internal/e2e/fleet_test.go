@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +23,7 @@ import (
 	"github.com/aptfleet/aptfleet/internal/instance"
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
+	"github.com/aptfleet/aptfleet/puller/lb"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/userdata"
 )
@@ -70,9 +69,10 @@ type fleet struct {
 	load  *loadGen
 	tl    *timeline
 
-	slots []slot
-	mu    sync.Mutex
-	insts map[string]*instance.Instance
+	slots   []slot
+	servers map[string]*lb.HAProxy // each slot's server, through HAProxy's runtime API
+	mu      sync.Mutex
+	insts   map[string]*instance.Instance
 }
 
 // newFleet starts the shared services: S3, Redis, HAProxy (every slot a
@@ -88,7 +88,8 @@ func newFleet(t *testing.T, ctx context.Context, nslots int, tl *timeline) *flee
 	if _, err := os.Stat(filepath.Join(base, ".complete")); err != nil {
 		testenv.Skip(t, "no Debian root at "+base+" (run `make testroot`)")
 	}
-	src, err := moduleRoot()
+	// Tests run in their package's directory, two below the module root.
+	src, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,27 +118,18 @@ func newFleet(t *testing.T, ctx context.Context, nslots int, tl *timeline) *flee
 		servers = append(servers, testenv.HAProxyServer{Name: s.name, Addr: fmt.Sprintf("127.0.0.1:%d", s.appPort), Disabled: true})
 	}
 	f.lb = testenv.StartHAProxy(t, testenv.HAProxyOptions{Backend: app, Servers: servers, Check: true, CheckPath: "/healthz"})
+	f.servers = map[string]*lb.HAProxy{}
+	for _, s := range f.slots {
+		h, err := lb.NewHAProxy(lb.HAProxyConfig{Socket: "tcp://" + f.lb.TCPSocket, Backend: app, Server: s.name,
+			RestoreTimeout: time.Minute, Poll: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.servers[s.name] = h
+	}
 	tl.add("services up: versitygw %s (TLS, virtual-host bucket %s), redis %s, haproxy %s, SNS stand-in %s",
 		f.s3.Addr, bucket, f.rds.Addr, f.lb.Frontend, f.sns.url)
 	return f
-}
-
-// moduleRoot is the directory holding go.mod, from the test's directory up.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test directory")
-		}
-		dir = parent
-	}
 }
 
 // goBuild compiles pkg of this module to out with main.version stamped and
@@ -220,9 +212,9 @@ func (f *fleet) publish(debs ...string) {
 }
 
 // promote copies refs from staging to production and announces them through
-// the Serf member at announce (none when empty). It returns when the command
-// started: hosts may start deploying before it returns, since the announce
-// waits until the event has been gossiped.
+// the Serf member at announce (none when empty). It returns the time the
+// command started: hosts may start deploying before it returns, since the
+// announce waits until the event has been gossiped.
 func (f *fleet) promote(announce string, refs ...string) time.Time {
 	f.t.Helper()
 	args := append(append([]string{"promote"}, f.repoArgs()...), "--from", "staging", "--to", env)
@@ -315,75 +307,31 @@ func (f *fleet) boot(s slot) (*instance.Instance, error) {
 
 // inService does what Auto Scaling's registration with the load balancer
 // does once the instance is up: HAProxy starts health-checking it and sends
-// it traffic when healthy.
+// it traffic when healthy. It returns once HAProxy reports it UP.
 func (f *fleet) inService(s slot) error {
-	if _, err := f.lbCommand(fmt.Sprintf("set server %s/%s state ready", app, s.name)); err != nil {
+	if err := f.servers[s.name].Restore(f.ctx); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
-	defer cancel()
-	for {
-		st, err := f.lbStatus()
-		if err == nil && st[s.name] == "UP" {
-			f.tl.add("%s: in service behind haproxy", s.name)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not UP in haproxy within 1m: %v %v", s.name, st, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	f.tl.add("%s: in service behind haproxy", s.name)
+	return nil
 }
 
 // outOfService takes a dead instance out of the backend, as Auto Scaling does
 // when it replaces an unhealthy instance.
 func (f *fleet) outOfService(s slot) error {
-	_, err := f.lbCommand(fmt.Sprintf("set server %s/%s state maint", app, s.name))
-	return err
-}
-
-// lbCommand sends one runtime API command to HAProxy.
-func (f *fleet) lbCommand(cmd string) (string, error) {
-	c, err := net.DialTimeout("tcp", f.lb.TCPSocket, 2*time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
-		return "", err
-	}
-	b, err := io.ReadAll(c)
-	out := strings.TrimSpace(string(b))
-	if err == nil && out != "" && !strings.HasPrefix(cmd, "show ") {
-		err = fmt.Errorf("haproxy %q: %s", cmd, out)
-	}
-	return out, err
+	return f.servers[s.name].Disable(f.ctx)
 }
 
 // lbStatus returns each server's status in the backend (UP, DOWN, DRAIN,
 // MAINT, ...).
 func (f *fleet) lbStatus() (map[string]string, error) {
-	out, err := f.lbCommand("show stat")
-	if err != nil {
-		return nil, err
-	}
-	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("show stat: %v", err)
-	}
-	col := map[string]int{}
-	for i, h := range rows[0] {
-		col[h] = i
-	}
 	st := map[string]string{}
-	for _, row := range rows[1:] {
-		if len(row) > col["status"] && row[col["pxname"]] == app && row[col["svname"]] != "BACKEND" {
-			st[row[col["svname"]]] = strings.Fields(row[col["status"]] + " ")[0]
+	for name, h := range f.servers {
+		s, err := h.Stat(f.ctx)
+		if err != nil {
+			return nil, err
 		}
+		st[name] = strings.Fields(s.Status + " ")[0]
 	}
 	return st, nil
 }
@@ -559,14 +507,4 @@ func (g *loadGen) close() {
 		close(g.stop)
 	}
 	<-g.done
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -232,7 +234,7 @@ func (o *observer) loop(ctx context.Context) {
 			o.mu.Unlock()
 		}
 		if recs, err := o.f.state.Hosts(ctx, app, env); err == nil {
-			for _, h := range sortedKeys(recs) {
+			for _, h := range slices.Sorted(maps.Keys(recs)) {
 				r := recs[h]
 				if s := r.State + " " + r.Version; hosts[h] != s {
 					hosts[h] = s
@@ -241,7 +243,7 @@ func (o *observer) loop(ctx context.Context) {
 			}
 		}
 		if st, err := o.f.lbStatus(); err == nil {
-			for _, h := range sortedKeys(st) {
+			for _, h := range slices.Sorted(maps.Keys(st)) {
 				if old := servers[h]; old != st[h] {
 					servers[h] = st[h]
 					if old != "" {

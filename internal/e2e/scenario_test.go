@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -296,7 +298,7 @@ func waitDrained(ctx context.Context, f *fleet, version string, timeout time.Dur
 		recs, err := f.state.Hosts(ctx, app, env)
 		st, err2 := f.lbStatus()
 		if err == nil && err2 == nil {
-			for _, h := range sortedKeys(deploying) {
+			for _, h := range slices.Sorted(maps.Keys(deploying)) {
 				if deploying[h] && recs[h].State == "deploying" && st[h] == "DRAIN" {
 					return h, nil
 				}

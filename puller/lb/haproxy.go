@@ -139,6 +139,13 @@ func (h *HAProxy) Restore(ctx context.Context) error {
 	}
 }
 
+// Disable puts the server in maintenance: it takes no traffic and is not
+// health-checked until Restore (for a host that is gone, not one that
+// restarts: that is Drain).
+func (h *HAProxy) Disable(ctx context.Context) error {
+	return h.setState(ctx, "maint")
+}
+
 // Stat reads the server's row of "show stat".
 func (h *HAProxy) Stat(ctx context.Context) (ServerStat, error) {
 	out, err := h.command(ctx, "show stat")

@@ -96,6 +96,18 @@ func TestHAProxyDrainRestore(t *testing.T) {
 			if got := hits(t, hp.Frontend, 6); got["web1"] != 3 || got["web2"] != 3 {
 				t.Fatalf("restored web1 not balanced again: %v", got)
 			}
+			if err := h.Disable(ctx); err != nil {
+				t.Fatalf("Disable: %v", err)
+			}
+			if st, err = h.Stat(ctx); err != nil || st.Status != "MAINT" {
+				t.Fatalf("after Disable: %+v, %v; want MAINT", st, err)
+			}
+			if got := hits(t, hp.Frontend, 6); got["web1"] != 0 || got["web2"] != 6 {
+				t.Fatalf("disabled web1 still got traffic: %v", got)
+			}
+			if err := h.Restore(ctx); err != nil {
+				t.Fatalf("Restore after Disable: %v", err)
+			}
 		})
 	}
 }
