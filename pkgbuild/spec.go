@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Spec is a package description, read from package.yaml. Paths in it are
@@ -229,8 +231,6 @@ func (s *Spec) applyDefaults() error {
 }
 
 var (
-	namePattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	archPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 	procPattern        = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 	userPattern        = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	envKeyPattern      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -249,10 +249,10 @@ func (s *Spec) validate() error {
 	switch {
 	case s.Name == "":
 		return s.bad("name", "missing (the package name is required)")
-	case !namePattern.MatchString(s.Name):
-		return s.bad("name", "%q is not a valid Debian package name (lowercase letters, digits, '+', '-', '.'; at least 2 characters)", s.Name)
-	case !archPattern.MatchString(s.Arch):
-		return s.bad("arch", "%q is not a Debian architecture", s.Arch)
+	case !debian.ValidPackageName(s.Name):
+		return s.bad("name", "%s", debian.CheckPackageName(s.Name))
+	case !debian.ValidArch(s.Arch):
+		return s.bad("arch", "%s", debian.CheckArch(s.Arch))
 	case s.Maintainer == "":
 		return s.bad("maintainer", "missing (want \"Name <email>\")")
 	case !maintPattern.MatchString(s.Maintainer):
@@ -267,6 +267,12 @@ func (s *Spec) validate() error {
 		return s.bad("compression", "%q is not one of gzip, gzip:1-9, xz, zstd, zstd:1-22, none", s.Compression)
 	case s.Procfile != "" && len(s.Processes) > 0:
 		return s.bad("processes", "set either procfile or processes, not both")
+	}
+	for _, f := range []struct{ field, value string }{{"maintainer", s.Maintainer}, {"homepage", s.Homepage},
+		{"section", s.Section}, {"priority", s.Priority}} {
+		if err := debian.CheckSingleLine(f.field, f.value); err != nil {
+			return s.bad(f.field, "%q must be a single line (it becomes a control field)", f.value)
+		}
 	}
 	if err := s.loadProcesses(); err != nil {
 		return err
@@ -418,7 +424,7 @@ func (s *Spec) path(p string) string {
 // SetVersion sets the package version after checking it is a valid Debian
 // version.
 func (s *Spec) SetVersion(v string) error {
-	if err := CheckVersion(v); err != nil {
+	if err := debian.CheckVersion(v); err != nil {
 		return s.bad("version", "%v", err)
 	}
 	s.Version = v

@@ -1,51 +1,12 @@
 package pkgbuild
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
 	"strings"
-)
 
-var (
-	upstreamPattern = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~-]*$`)
-	revisionPattern = regexp.MustCompile(`^[A-Za-z0-9+.~]+$`)
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
-
-// CheckVersion reports whether v is a valid Debian version,
-// [epoch:]upstream[-revision]: the epoch a number, the upstream version
-// starting with a digit and using letters, digits and ".+~-" (a hyphen only
-// when there is a revision), the revision using letters, digits and "+.~".
-func CheckVersion(v string) error {
-	if v == "" {
-		return errors.New("empty version")
-	}
-	if strings.ContainsAny(v, " \t\n") {
-		return fmt.Errorf("%q is not a valid Debian version: it contains whitespace", v)
-	}
-	rest := v
-	if epoch, after, ok := strings.Cut(v, ":"); ok {
-		if _, err := strconv.ParseUint(epoch, 10, 32); err != nil {
-			return fmt.Errorf("%q is not a valid Debian version: epoch %q is not a number", v, epoch)
-		}
-		rest = after
-	}
-	upstream := rest
-	if i := strings.LastIndexByte(rest, '-'); i >= 0 {
-		upstream = rest[:i]
-		if rev := rest[i+1:]; !revisionPattern.MatchString(rev) {
-			return fmt.Errorf("%q is not a valid Debian version: revision %q must be letters, digits, '+', '.' or '~'", v, rev)
-		}
-	}
-	if upstream == "" || upstream[0] < '0' || upstream[0] > '9' {
-		return fmt.Errorf("%q is not a valid Debian version: it must start with a digit", v)
-	}
-	if !upstreamPattern.MatchString(upstream) {
-		return fmt.Errorf("%q is not a valid Debian version: use only letters, digits and \".+~-\"", v)
-	}
-	return nil
-}
 
 var describePattern = regexp.MustCompile(`^v?([0-9][A-Za-z0-9.+~_-]*?)(?:-([0-9]+)-g([0-9a-f]+))?(-dirty)?$`)
 var hashPattern = regexp.MustCompile(`^([0-9a-f]{4,40})(-dirty)?$`)
@@ -89,13 +50,13 @@ func VersionFromDescribe(describe string, commits int, build string) (string, er
 	}
 	rev := "1"
 	if build = strings.TrimSpace(build); build != "" {
-		if !revisionPattern.MatchString(build) {
+		if !debian.ValidRevision(build) {
 			return "", fmt.Errorf("BUILD_NUMBER %q: not usable as a Debian revision (letters, digits, '+', '.', '~')", build)
 		}
 		rev = build
 	}
 	v += "-" + rev
-	if err := CheckVersion(v); err != nil {
+	if err := debian.CheckVersion(v); err != nil {
 		return "", fmt.Errorf("git describe output %q: %w", describe, err)
 	}
 	return v, nil

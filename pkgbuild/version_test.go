@@ -7,49 +7,6 @@ import (
 	"github.com/aptfleet/aptfleet/pkgbuild"
 )
 
-// TestCheckVersion checks versions against the expected verdict, and, where
-// dpkg is installed, against `dpkg --validate-version` itself.
-func TestCheckVersion(t *testing.T) {
-	tests := []struct {
-		v     string
-		valid bool
-	}{
-		{"1.0", true},
-		{"1.0-1", true},
-		{"1.4.0-1", true},
-		{"2:1.4.0~rc1-3", true},
-		{"1.0+3.gabc1234-42", true},
-		{"0.0.0+17.g1a2b3c4.dirty-1", true},
-		{"1.0-beta-2", true}, // upstream "1.0-beta", revision "2"
-		{"1.0~", true},
-		{"1.0 beta", false},
-		{"-1", false},
-		{"", false},
-		{"beta", false},
-		{"1.0-", false},
-		{"a:1.0", false},
-		{"1.0-1_2", false},
-		{"1.0_1", false},
-		{"1:", false},
-		{"1.0-r:1", false},
-	}
-	dpkg, _ := exec.LookPath("dpkg")
-	for _, tt := range tests {
-		t.Run(tt.v, func(t *testing.T) {
-			err := pkgbuild.CheckVersion(tt.v)
-			if (err == nil) != tt.valid {
-				t.Errorf("CheckVersion(%q) = %v, want valid=%v", tt.v, err, tt.valid)
-			}
-			if dpkg != "" {
-				dpkgErr := exec.Command(dpkg, "--validate-version", tt.v).Run()
-				if (dpkgErr == nil) != tt.valid {
-					t.Errorf("dpkg --validate-version %q: %v, want valid=%v", tt.v, dpkgErr, tt.valid)
-				}
-			}
-		})
-	}
-}
-
 func TestVersionFromDescribe(t *testing.T) {
 	tests := []struct {
 		name     string

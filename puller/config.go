@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/repo/storeurl"
 )
 
@@ -267,11 +267,6 @@ func ParseConfig(name string, r io.Reader) (Config, error) {
 	return cfg, nil
 }
 
-var (
-	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`) // Debian package names
-	envRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-)
-
 // Validate reports the first problem in c as an ErrConfig error naming the field.
 func (c Config) Validate() error {
 	bad := func(format string, args ...any) error {
@@ -309,13 +304,13 @@ func (c Config) Validate() error {
 	seen := map[string]bool{}
 	for i, a := range c.Apps {
 		field := fmt.Sprintf("apps[%d]", i)
-		if !nameRE.MatchString(a.Name) {
+		if !debian.ValidPackageName(a.Name) {
 			return bad("%s.name: %q is not a Debian package name", field, a.Name)
 		}
-		if !envRE.MatchString(a.Env) {
+		if !debian.ValidDist(a.Env) { // an env is the default dist, so it is named like one
 			return bad("%s.env: %q is not a valid environment name", field, a.Env)
 		}
-		if !envRE.MatchString(a.Dist) {
+		if !debian.ValidDist(a.Dist) {
 			return bad("%s.dist: %q is not a valid distribution name", field, a.Dist)
 		}
 		if a.Env != c.Apps[0].Env {

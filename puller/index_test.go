@@ -15,6 +15,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/goreleaser/nfpm/v2/files"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 )
@@ -106,7 +107,7 @@ func TestRealRepository(t *testing.T) {
 	a, err := New(tb.cfg, "i-1", Deps{
 		Apps: []AppDeps{{Index: RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}},
 			Installer: steps, Restarter: steps, Checker: steps}},
-		Lock: tb.sem, State: tb.state, Members: tb.members, Compare: repo.CompareVersions,
+		Lock: tb.sem, State: tb.state, Members: tb.members, Compare: debian.CompareVersions,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

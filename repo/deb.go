@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"io"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/blakesmith/ar"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // ErrBadDeb is returned for a file that is not a well-formed Debian package.
@@ -34,9 +35,6 @@ type Deb struct {
 func (d *Deb) Name() string         { return d.Control.Get("Package") }
 func (d *Deb) Version() string      { return d.Control.Get("Version") }
 func (d *Deb) Architecture() string { return d.Control.Get("Architecture") }
-
-var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-var validArch = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
 
 // ReadDeb reads a .deb from r: its control file, size and checksums. The
 // whole stream is consumed.
@@ -59,13 +57,13 @@ func ReadDeb(r io.Reader) (*Deb, error) {
 
 func checkControl(c Paragraph) error {
 	name, ver, arch := c.Get("Package"), c.Get("Version"), c.Get("Architecture")
-	if !validName.MatchString(name) {
+	if !debian.ValidPackageName(name) {
 		return fmt.Errorf("%w: control file has invalid Package %q", ErrBadDeb, name)
 	}
-	if _, err := ParseVersion(ver); err != nil {
+	if _, err := debian.ParseVersion(ver); err != nil {
 		return fmt.Errorf("%w: control file: %v", ErrBadDeb, err)
 	}
-	if !validArch.MatchString(arch) {
+	if !debian.ValidArch(arch) {
 		return fmt.Errorf("%w: control file has invalid Architecture %q", ErrBadDeb, arch)
 	}
 	return nil

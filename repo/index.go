@@ -17,6 +17,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/ulikunitz/xz"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Package is one entry of a Packages index.
@@ -53,7 +55,7 @@ func SortPackages(pkgs []Package) {
 		if c := strings.Compare(a.Name, b.Name); c != 0 {
 			return c
 		}
-		if c := CompareVersions(b.Version, a.Version); c != 0 {
+		if c := debian.CompareVersions(b.Version, a.Version); c != 0 {
 			return c
 		}
 		return cmp.Or(strings.Compare(a.Architecture, b.Architecture), strings.Compare(a.Component, b.Component))
@@ -69,7 +71,7 @@ func Latest(pkgs []Package, name string, skip func(version string) bool) (Packag
 		if p.Name != name || (skip != nil && skip(p.Version)) {
 			continue
 		}
-		if !found || CompareVersions(p.Version, best.Version) > 0 {
+		if !found || debian.CompareVersions(p.Version, best.Version) > 0 {
 			best, found = p, true
 		}
 	}

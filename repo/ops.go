@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Ref names one version of a package: NAME=VERSION.
@@ -24,17 +26,17 @@ func (r Ref) String() string { return r.Name + "=" + r.Version }
 // ParseRef parses NAME=VERSION.
 func ParseRef(s string) (Ref, error) {
 	name, ver, ok := strings.Cut(s, "=")
-	if !ok || !validName.MatchString(name) {
+	if !ok || !debian.ValidPackageName(name) {
 		return Ref{}, fmt.Errorf("%q: want NAME=VERSION", s)
 	}
-	if _, err := ParseVersion(ver); err != nil {
+	if _, err := debian.ParseVersion(ver); err != nil {
 		return Ref{}, fmt.Errorf("%q: %w", s, err)
 	}
 	return Ref{name, ver}, nil
 }
 
 func (r Ref) matches(p Package) bool {
-	return p.Name == r.Name && CompareVersions(p.Version, r.Version) == 0
+	return p.Name == r.Name && debian.CompareVersions(p.Version, r.Version) == 0
 }
 
 // List returns every package in dist, all architectures and components,
@@ -52,7 +54,7 @@ func (r *Repo) List(ctx context.Context, dist string) ([]Package, error) {
 // is created if needed. It returns the entries copied; entries already in
 // the target are not counted.
 func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Package, error) {
-	if err := CheckDist(to); err != nil {
+	if err := debian.CheckDist(to); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
 	src, err := r.List(ctx, from)
@@ -178,7 +180,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 				vs := groups[[2]string{p.Component, p.Name}]
 				newer := 0
 				for _, v := range vs {
-					if CompareVersions(v, p.Version) > 0 {
+					if debian.CompareVersions(v, p.Version) > 0 {
 						newer++
 					}
 				}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Errors from changing a repository.
@@ -455,10 +457,10 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 	if component == "" {
 		component = r.config().Component
 	}
-	if err := CheckDist(dist); err != nil {
+	if err := debian.CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
-	if err := CheckDist(component); err != nil {
+	if err := debian.CheckDist(component); err != nil {
 		return nil, fmt.Errorf("component: %w", err)
 	}
 	debs := make([]localDeb, len(paths))

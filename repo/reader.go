@@ -7,10 +7,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
-	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Errors reading a dist.
@@ -20,16 +22,6 @@ var (
 	// ErrCorrupt: an index does not match the checksum its Release lists.
 	ErrCorrupt = errors.New("repo: index does not match its checksum")
 )
-
-var validDist = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
-// CheckDist validates a dist or component name.
-func CheckDist(name string) error {
-	if !validDist.MatchString(name) {
-		return fmt.Errorf("invalid name %q: use letters, digits, '.', '_' and '-'", name)
-	}
-	return nil
-}
 
 // Reader reads dists the way apt does: InRelease first, its signature
 // checked, then each index by hash, its checksum checked. It is what the
@@ -112,7 +104,7 @@ func getAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
 // are returned once, sorted by SortPackages if sorted is set, else in index
 // order.
 func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool) (*Dist, error) {
-	if err := CheckDist(dist); err != nil {
+	if err := debian.CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
 	data, o, err := getAll(ctx, s, inReleaseKey(dist))
@@ -227,6 +219,6 @@ func Versions(pkgs []Package, name string) []string {
 			out = append(out, p.Version)
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return CompareVersions(b, a) })
+	slices.SortFunc(out, func(a, b string) int { return debian.CompareVersions(b, a) })
 	return out
 }

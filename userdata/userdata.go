@@ -26,6 +26,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/robfig/cron/v3"
 	"github.com/zclconf/go-cty/cty"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // Template is the user-data template, in Terraform templatefile syntax.
@@ -147,8 +149,6 @@ func DefaultConfig() Config {
 }
 
 var (
-	packageRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
-	envRE      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	repoRE     = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9-]{1,61}[a-z0-9](/[A-Za-z0-9._~-]+)*/?$`)
 	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 	hostPortRE = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$`)
@@ -187,49 +187,49 @@ func (c *Config) normalize() ([]byte, error) {
 	if c.Schedule == "" {
 		c.Schedule = "@every 1m"
 	}
-	match := func(field, value string, re *regexp.Regexp, what string, required bool) error {
+	match := func(field, value string, valid func(string) bool, what string, required bool) error {
 		if value == "" {
 			if required {
 				return bad("%s: required", field)
 			}
 			return nil
 		}
-		if !re.MatchString(value) {
+		if !valid(value) {
 			return bad("%s: %q is not %s", field, value, what)
 		}
 		return nil
 	}
 	checks := []struct {
 		field, value string
-		re           *regexp.Regexp
+		valid        func(string) bool
 		what         string
 		required     bool
 	}{
-		{"app", c.App, packageRE, "a Debian package name", true},
-		{"env", c.Env, envRE, "an environment name", true},
-		{"dist", c.Dist, envRE, "a distribution name", true},
-		{"repo", c.Repo, repoRE, "s3://BUCKET/PREFIX with a bucket name without dots", true},
-		{"region", c.Region, regionRE, "an AWS region", true},
-		{"s3_endpoint", c.S3Endpoint, hostPortRE, "HOST:PORT", false},
-		{"ssm_endpoint", c.SSMEndpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
-		{"ec2_endpoint", c.EC2Endpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
-		{"sns_endpoint", c.SNSEndpoint, endpointRE, "an http(s)://HOST[:PORT] URL", false},
-		{"aws_access_key_id", c.AccessKeyID, keyIDRE, "an access key id", false},
-		{"aws_secret_access_key", c.SecretAccessKey, secretRE, "a secret access key", false},
-		{"redis_addr", c.RedisAddr, hostPortRE, "HOST:PORT", true},
-		{"redis_auth_ssm_parameter", c.RedisAuthParameter, ssmNameRE, "an SSM parameter name", false},
-		{"serf_key_ssm_parameter", c.SerfKeyParameter, ssmNameRE, "an SSM parameter name", false},
-		{"serf_join_asg", c.SerfJoinASG, asgRE, "an Auto Scaling group name", false},
-		{"serf_bind", c.SerfBind, hostPortRE, "HOST:PORT", false},
-		{"health_url", c.HealthURL, urlRE, "an http(s) URL", true},
-		{"target_group_arn", c.TargetGroupARN, tgARNRE, "a target group ARN", false},
-		{"haproxy_socket", c.HAProxySocket, socketRE, "tcp://HOST:PORT or an absolute unix socket path", false},
-		{"haproxy_backend", c.HAProxyBackend, backendRE, "an HAProxy backend name", false},
-		{"sns_topic_arn", c.SNSTopicARN, snsARNRE, "an SNS topic ARN", false},
-		{"schedule", c.Schedule, scheduleRE, "a cron schedule", true},
+		{"app", c.App, debian.ValidPackageName, "a Debian package name", true},
+		{"env", c.Env, debian.ValidDist, "an environment name", true}, // the default dist, so named like one
+		{"dist", c.Dist, debian.ValidDist, "a distribution name", true},
+		{"repo", c.Repo, repoRE.MatchString, "s3://BUCKET/PREFIX with a bucket name without dots", true},
+		{"region", c.Region, regionRE.MatchString, "an AWS region", true},
+		{"s3_endpoint", c.S3Endpoint, hostPortRE.MatchString, "HOST:PORT", false},
+		{"ssm_endpoint", c.SSMEndpoint, endpointRE.MatchString, "an http(s)://HOST[:PORT] URL", false},
+		{"ec2_endpoint", c.EC2Endpoint, endpointRE.MatchString, "an http(s)://HOST[:PORT] URL", false},
+		{"sns_endpoint", c.SNSEndpoint, endpointRE.MatchString, "an http(s)://HOST[:PORT] URL", false},
+		{"aws_access_key_id", c.AccessKeyID, keyIDRE.MatchString, "an access key id", false},
+		{"aws_secret_access_key", c.SecretAccessKey, secretRE.MatchString, "a secret access key", false},
+		{"redis_addr", c.RedisAddr, hostPortRE.MatchString, "HOST:PORT", true},
+		{"redis_auth_ssm_parameter", c.RedisAuthParameter, ssmNameRE.MatchString, "an SSM parameter name", false},
+		{"serf_key_ssm_parameter", c.SerfKeyParameter, ssmNameRE.MatchString, "an SSM parameter name", false},
+		{"serf_join_asg", c.SerfJoinASG, asgRE.MatchString, "an Auto Scaling group name", false},
+		{"serf_bind", c.SerfBind, hostPortRE.MatchString, "HOST:PORT", false},
+		{"health_url", c.HealthURL, urlRE.MatchString, "an http(s) URL", true},
+		{"target_group_arn", c.TargetGroupARN, tgARNRE.MatchString, "a target group ARN", false},
+		{"haproxy_socket", c.HAProxySocket, socketRE.MatchString, "tcp://HOST:PORT or an absolute unix socket path", false},
+		{"haproxy_backend", c.HAProxyBackend, backendRE.MatchString, "an HAProxy backend name", false},
+		{"sns_topic_arn", c.SNSTopicARN, snsARNRE.MatchString, "an SNS topic ARN", false},
+		{"schedule", c.Schedule, scheduleRE.MatchString, "a cron schedule", true},
 	}
 	for _, ch := range checks {
-		if err := match(ch.field, ch.value, ch.re, ch.what, ch.required); err != nil {
+		if err := match(ch.field, ch.value, ch.valid, ch.what, ch.required); err != nil {
 			return nil, err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/spf13/cobra"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/pkgbuild"
 )
 
@@ -80,7 +81,7 @@ func buildSpec(ctx context.Context, specPath, version, out string) (string, erro
 	}
 	switch {
 	case version != "":
-		if err := pkgbuild.CheckVersion(version); err != nil {
+		if err := debian.CheckVersion(version); err != nil {
 			return "", fmt.Errorf("--version: %w", err)
 		}
 		if err := spec.SetVersion(version); err != nil {

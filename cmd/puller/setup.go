@@ -20,6 +20,7 @@ import (
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/apt"
 	"github.com/aptfleet/aptfleet/puller/gossip"
@@ -206,7 +207,7 @@ func (e *env) agent(ctx context.Context, members puller.Membership, tagger pulle
 			Prefix: e.cfg.Redis.Prefix, TTL: e.cfg.LockTTL, PollEvery: e.cfg.LockPoll, Logger: e.log,
 		}),
 		State: e.state, Members: members, Tagger: tagger,
-		Compare: repo.CompareVersions, Logger: e.log,
+		Compare: debian.CompareVersions, Logger: e.log,
 	}
 	var sdk *awsLazy
 	for _, a := range e.cfg.Apps {

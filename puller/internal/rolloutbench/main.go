@@ -30,10 +30,10 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
-	"github.com/aptfleet/aptfleet/repo"
 )
 
 var showWaves = flag.Bool("waves", false, "print when each wave's installs started and Redis's command statistics (to stderr)")
@@ -232,7 +232,7 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 			Apps:    []puller.AppDeps{{Index: idx, Installer: h, Restarter: h, Checker: h}},
 			Lock:    redislock.New(own, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
 			State:   redisstate.New(own, redisstate.Options{}),
-			Members: fixed(n), Compare: repo.CompareVersions, Logger: quiet,
+			Members: fixed(n), Compare: debian.CompareVersions, Logger: quiet,
 		})
 		if err != nil {
 			return row{}, err

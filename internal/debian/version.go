@@ -1,4 +1,4 @@
-package repo
+package debian
 
 import (
 	"errors"
@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// ErrBadVersion is returned for a string that is not a valid Debian version.
-var ErrBadVersion = errors.New("repo: invalid Debian version")
+// ErrBadVersion is wrapped by every error for a string that is not a valid
+// Debian version.
+var ErrBadVersion = errors.New("not a valid Debian version")
 
 // Version is a parsed Debian version: [epoch:]upstream[-revision].
 type Version struct {
@@ -28,70 +29,94 @@ func (v Version) String() string {
 	return s
 }
 
-// ParseVersion parses and validates s by the rules of deb-version(7): the
-// epoch is a number, the upstream part starts with a digit and holds only
-// alphanumerics and . + ~ - (hyphen only with a revision) and : (only with
-// an epoch); the revision holds alphanumerics and + . ~.
+// ParseVersion parses and validates s by the rules of deb-version(7), as
+// `dpkg --validate-version` applies them: the epoch is a number; the upstream
+// part starts with a digit and holds only letters, digits and ". + ~", plus
+// '-' when there is a revision and ':' when there is an epoch; the revision
+// (after the last '-') holds letters, digits and ". + ~". White space anywhere
+// is refused (dpkg trims it at the ends; a control file or a flag never needs
+// it).
 func ParseVersion(s string) (Version, error) {
-	bad := func(why string) (Version, error) {
-		return Version{}, fmt.Errorf("%w %q: %s", ErrBadVersion, s, why)
+	bad := func(format string, a ...any) (Version, error) {
+		return Version{}, fmt.Errorf("%q is %w: %s", s, ErrBadVersion, fmt.Sprintf(format, a...))
 	}
 	if s == "" {
-		return bad("empty")
+		return bad("it is empty")
 	}
-	if strings.TrimSpace(s) != s || strings.ContainsAny(s, " \t\n") {
-		return bad("contains white space")
+	if strings.ContainsAny(s, " \t\n\r\v\f") {
+		return bad("it contains whitespace")
 	}
 	var v Version
 	rest := s
-	if i := strings.IndexByte(rest, ':'); i >= 0 {
-		ep := rest[:i]
+	hasEpoch := false
+	if ep, after, ok := strings.Cut(rest, ":"); ok {
 		if ep == "" {
-			return bad("empty epoch")
+			return bad("the epoch before ':' is empty")
 		}
 		n := 0
 		for _, c := range ep {
 			if c < '0' || c > '9' {
-				return bad("epoch is not a number")
+				return bad("epoch %q is not a number", ep)
 			}
 			n = n*10 + int(c-'0')
 			if n > 1<<31-1 {
-				return bad("epoch too large")
+				return bad("epoch %q is too large", ep)
 			}
 		}
-		v.Epoch = n
-		rest = rest[i+1:]
+		v.Epoch, rest, hasEpoch = n, after, true
 	}
 	if i := strings.LastIndexByte(rest, '-'); i >= 0 {
-		v.Revision = rest[i+1:]
-		rest = rest[:i]
+		v.Revision, rest = rest[i+1:], rest[:i]
 		if v.Revision == "" {
-			return bad("empty revision")
+			return bad("the revision after the last '-' is empty")
+		}
+		for _, c := range v.Revision {
+			if !isAlnum(c) && !strings.ContainsRune(".+~", c) {
+				return bad("revision %q must be letters, digits, '+', '.' or '~'", v.Revision)
+			}
 		}
 	}
 	v.Upstream = rest
-	if rest == "" {
-		return bad("empty upstream version")
+	if rest == "" || !isDigit(rest[0]) {
+		return bad("it must start with a digit")
 	}
-	if rest[0] < '0' || rest[0] > '9' {
-		return bad("upstream version does not start with a digit")
+	allowed := ".+~-"
+	if hasEpoch {
+		allowed += ":"
 	}
 	for _, c := range rest {
-		if !isAlnum(c) && !strings.ContainsRune(".+~-:", c) {
-			return bad(fmt.Sprintf("invalid character %q in upstream version", c))
-		}
-	}
-	for _, c := range v.Revision {
-		if !isAlnum(c) && !strings.ContainsRune(".+~", c) {
-			return bad(fmt.Sprintf("invalid character %q in revision", c))
+		if !isAlnum(c) && !strings.ContainsRune(allowed, c) {
+			return bad("invalid character %q in upstream version %q (use only letters, digits and %q)", c, rest, allowed)
 		}
 	}
 	return v, nil
 }
 
+// CheckVersion reports whether s is a valid Debian version (see ParseVersion).
+func CheckVersion(s string) error {
+	_, err := ParseVersion(s)
+	return err
+}
+
+// ValidRevision reports whether s can be a Debian revision: letters, digits,
+// '+', '.' and '~', not empty.
+func ValidRevision(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if !isAlnum(c) && !strings.ContainsRune(".+~", c) {
+			return false
+		}
+	}
+	return true
+}
+
 func isAlnum(c rune) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // CompareVersions orders two Debian versions exactly as
 // `dpkg --compare-versions` does: negative when a < b, zero when equal,
@@ -146,8 +171,6 @@ func order(c byte) int {
 		return int(c) + 256
 	}
 }
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 // verrevcmp is dpkg's lib/dpkg/version.c verrevcmp.
 func verrevcmp(a, b string) int {
