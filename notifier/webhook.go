@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/aptfleet/aptfleet/internal/wait"
 )
 
 // WebhookConfig tunes delivery to a Slack incoming webhook.
@@ -83,7 +85,7 @@ func NewWebhook(webhookURL string, client *http.Client, cfg WebhookConfig) *Webh
 	if cfg.Reserve < 0 {
 		cfg.Reserve = 0
 	}
-	return &Webhook{url: webhookURL, client: client, cfg: cfg, now: time.Now, wait: sleep}
+	return &Webhook{url: webhookURL, client: client, cfg: cfg, now: time.Now, wait: wait.Sleep}
 }
 
 // Post delivers msg. A 429 is waited out as Slack asks, if the context's
@@ -192,15 +194,4 @@ func redactURL(err error) error {
 		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

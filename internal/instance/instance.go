@@ -39,6 +39,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // ErrDegraded is returned (wrapped, with the failed units) by WaitSystemRunning
@@ -364,7 +366,7 @@ func (inst *Instance) Run(ctx context.Context, name string, args ...string) (str
 	out, err := inst.Command(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("run %q in %s: %w: %s", strings.Join(append([]string{name}, args...), " "),
-			inst.name, err, tail(out, 2000))
+			inst.name, err, tail.Bytes(out, 2000))
 	}
 	return string(out), nil
 }
@@ -431,7 +433,7 @@ func (inst *Instance) CopyIn(ctx context.Context, src, dst string) error {
 	out, err := cmd.CombinedOutput()
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
-		return fmt.Errorf("copy %s to %s:%s: %w: %s", src, inst.name, dst, err, tail(out, 1000))
+		return fmt.Errorf("copy %s to %s:%s: %w: %s", src, inst.name, dst, err, tail.Bytes(out, 1000))
 	}
 	return nil
 }
@@ -493,7 +495,7 @@ func (inst *Instance) WriteFile(ctx context.Context, path string, data []byte, p
 		"sh", path, fmt.Sprintf("%o", perm.Perm()))
 	cmd.Stdin = bytes.NewReader(data)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("write %s in %s: %w: %s", path, inst.name, err, tail(out, 1000))
+		return fmt.Errorf("write %s in %s: %w: %s", path, inst.name, err, tail.Bytes(out, 1000))
 	}
 	return nil
 }
@@ -505,7 +507,7 @@ func (inst *Instance) ReadFile(ctx context.Context, path string) ([]byte, error)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("read %s in %s: %w: %s", path, inst.name, err, tail(stderr.Bytes(), 500))
+		return nil, fmt.Errorf("read %s in %s: %w: %s", path, inst.name, err, tail.Bytes(stderr.Bytes(), 500))
 	}
 	return out, nil
 }
@@ -637,15 +639,7 @@ func installUserData(root string, script []byte) error {
 // consoleTail returns the end of the console log, for error messages.
 func (inst *Instance) consoleTail() string {
 	b, _ := os.ReadFile(inst.ConsolePath())
-	return tail(b, 2000)
-}
-
-func tail(b []byte, n int) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > n {
-		s = "..." + s[len(s)-n:]
-	}
-	return s
+	return tail.Bytes(b, 2000)
 }
 
 func randomHex(n int) string {

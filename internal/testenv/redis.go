@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // RedisOptions configure a test redis-server.
@@ -109,7 +111,7 @@ func (r *Redis) start() error {
 		select {
 		case err := <-exited:
 			log, _ := os.ReadFile(filepath.Join(r.dir, "redis.log"))
-			return fmt.Errorf("redis-server on %s exited: %v: %s", r.Addr, err, lastLines(string(log), 3))
+			return fmt.Errorf("redis-server on %s exited: %v: %s", r.Addr, err, tail.Lines(log, 3))
 		default:
 		}
 		if r.ping() == nil {
@@ -195,14 +197,6 @@ func (r *Redis) Restart() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.t.Fatalf("redis: restart: %v", err)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
 
 // writeTLSFiles writes a throwaway CA and a server certificate for 127.0.0.1

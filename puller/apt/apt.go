@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // Runner runs one program with extra environment variables (appended to the
@@ -136,11 +138,11 @@ func (i *Installer) Installed(ctx context.Context, pkg string) (string, error) {
 		if errors.As(err, &ee) && ee.ExitCode() == 1 && bytes.Contains(out, []byte("no packages found")) {
 			return "", nil
 		}
-		return "", fmt.Errorf("dpkg-query %s: %w: %s", pkg, err, tail(out, 2))
+		return "", fmt.Errorf("dpkg-query %s: %w: %s", pkg, err, tail.Lines(out, 2))
 	}
 	status, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\t")
 	if !ok {
-		return "", fmt.Errorf("dpkg-query %s: unexpected output %q", pkg, tail(out, 1))
+		return "", fmt.Errorf("dpkg-query %s: unexpected output %q", pkg, tail.Lines(out, 1))
 	}
 	// Status is "want flag state", e.g. "install ok installed", "hold ok installed".
 	if f := strings.Fields(status); len(f) == 3 && f[2] == "installed" {
@@ -189,7 +191,7 @@ func (i *Installer) Install(ctx context.Context, pkg, version string) error {
 		out, err = i.aptGet(ctx, i.installArgs(want)...)
 	}
 	if err != nil {
-		return fmt.Errorf("apt-get install %s: %w: %s", want, err, tail(out, 3))
+		return fmt.Errorf("apt-get install %s: %w: %s", want, err, tail.Lines(out, 3))
 	}
 	got, err := i.Installed(ctx, pkg)
 	if err != nil {
@@ -216,7 +218,7 @@ func (i *Installer) update(ctx context.Context) error {
 		"-o", "Dir::Etc::sourceparts=-",
 		"-o", "APT::Get::List-Cleanup=0")
 	if err != nil {
-		return fmt.Errorf("apt-get update %s: %w: %s", i.cfg.SourcesList, err, tail(out, 3))
+		return fmt.Errorf("apt-get update %s: %w: %s", i.cfg.SourcesList, err, tail.Lines(out, 3))
 	}
 	// apt-get update exits 0 on some fetch failures and only warns.
 	if w := warnings(out); w != "" {
@@ -230,7 +232,7 @@ func (i *Installer) available(ctx context.Context, pkg, version string) (bool, e
 	args := append(i.options(), "madison", pkg)
 	out, err := i.cfg.Run(ctx, noninteractive, i.cfg.AptCache, args...)
 	if err != nil {
-		return false, fmt.Errorf("apt-cache madison %s: %w: %s", pkg, err, tail(out, 2))
+		return false, fmt.Errorf("apt-cache madison %s: %w: %s", pkg, err, tail.Lines(out, 2))
 	}
 	// Lines: " hello | 1.4.0-1 | http://... staging/main amd64 Packages"
 	for _, line := range strings.Split(string(out), "\n") {
@@ -249,7 +251,7 @@ func (i *Installer) available(ctx context.Context, pkg, version string) (bool, e
 func (i *Installer) recover(ctx context.Context) error {
 	out, err := i.cfg.Run(ctx, noninteractive, i.cfg.DpkgQuery, "--show", "--showformat=${Status}\t${binary:Package}\n")
 	if err != nil {
-		return fmt.Errorf("dpkg-query: %w: %s", err, tail(out, 2))
+		return fmt.Errorf("dpkg-query: %w: %s", err, tail.Lines(out, 2))
 	}
 	var unfinished []string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -280,7 +282,7 @@ func (i *Installer) configure(ctx context.Context) error {
 			return nil
 		}
 		if !locked(out) || time.Now().After(deadline) {
-			return fmt.Errorf("dpkg --configure -a: %w: %s", err, tail(out, 3))
+			return fmt.Errorf("dpkg --configure -a: %w: %s", err, tail.Lines(out, 3))
 		}
 		select {
 		case <-ctx.Done():
@@ -333,21 +335,4 @@ func warnings(out []byte) string {
 		}
 	}
 	return strings.Join(w, "; ")
-}
-
-// tail returns the last n non-empty lines of out, joined with " | ".
-func tail(out []byte, n int) string {
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(lines, " | ")
 }

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
+	"github.com/aptfleet/aptfleet/internal/wait"
 )
 
 // CommandConfig holds the operator's drain and restore commands.
@@ -50,7 +53,7 @@ func (c *Command) Drain(ctx context.Context) error {
 	if err := c.run(ctx, "drain", c.cfg.Drain); err != nil {
 		return err
 	}
-	if err := sleep(ctx, c.cfg.Wait); err != nil {
+	if err := wait.Sleep(ctx, c.cfg.Wait); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
 	return nil
@@ -76,24 +79,7 @@ func (c *Command) run(ctx context.Context, what, script string) error {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", err, ctx.Err())
 		}
-		return fmt.Errorf("%s command %q: %w: %s", what, script, err, lastLines(out.String(), 3))
+		return fmt.Errorf("%s command %q: %w: %s", what, script, err, tail.Lines(out.Bytes(), 3))
 	}
 	return nil
-}
-
-// lastLines returns the last n non-empty lines of s, joined with " | ".
-func lastLines(s string, n int) string {
-	var lines []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(lines, " | ")
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/wait"
 )
 
 // HAProxyConfig addresses one server of an HAProxy backend.
@@ -109,7 +111,7 @@ func (h *HAProxy) Drain(ctx context.Context) error {
 				"sessions", st.Sessions, "queued", st.Queued, "drain_time", h.cfg.DrainTime)
 			return nil
 		}
-		if err := sleep(ctx, min(h.cfg.Poll, time.Until(deadline))); err != nil {
+		if err := wait.Sleep(ctx, min(h.cfg.Poll, time.Until(deadline))); err != nil {
 			return fmt.Errorf("drain %s/%s: %w", h.cfg.Backend, h.cfg.Server, err)
 		}
 	}
@@ -133,7 +135,7 @@ func (h *HAProxy) Restore(ctx context.Context) error {
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("restore %s/%s: still %s after %s", h.cfg.Backend, h.cfg.Server, st.Status, h.cfg.RestoreTimeout)
 		}
-		if err := sleep(ctx, min(h.cfg.Poll, time.Until(deadline))); err != nil {
+		if err := wait.Sleep(ctx, min(h.cfg.Poll, time.Until(deadline))); err != nil {
 			return fmt.Errorf("restore %s/%s: %w", h.cfg.Backend, h.cfg.Server, err)
 		}
 	}
@@ -220,15 +222,4 @@ func (h *HAProxy) command(ctx context.Context, cmd string) (string, error) {
 		return "", fmt.Errorf("haproxy %q: %w", cmd, err)
 	}
 	return b.String(), nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

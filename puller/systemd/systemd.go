@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // Runner runs one program and returns its combined output; a non-zero exit
@@ -85,7 +87,7 @@ func (r *Restarter) Restart(ctx context.Context, app string) error {
 		return fmt.Errorf("restart: bad app name %q", app)
 	}
 	if out, err := r.systemctl(ctx, "daemon-reload"); err != nil {
-		return fmt.Errorf("systemctl daemon-reload: %w: %s", err, tail(out, 2))
+		return fmt.Errorf("systemctl daemon-reload: %w: %s", err, tail.Lines(out, 2))
 	}
 	units, err := r.Units(ctx, app)
 	if err != nil {
@@ -93,7 +95,7 @@ func (r *Restarter) Restart(ctx context.Context, app string) error {
 	}
 	args := append([]string{"restart"}, units...)
 	if out, err := r.systemctl(ctx, args...); err != nil {
-		return fmt.Errorf("systemctl restart %s: %w: %s", strings.Join(units, " "), err, tail(out, 2))
+		return fmt.Errorf("systemctl restart %s: %w: %s", strings.Join(units, " "), err, tail.Lines(out, 2))
 	}
 	if err := r.active(ctx, units); err != nil {
 		return err
@@ -114,7 +116,7 @@ func (r *Restarter) Units(ctx context.Context, app string) ([]string, error) {
 	out, err := r.systemctl(ctx, "list-unit-files", "--no-legend", "--no-pager", app+".target", app+"-*.service")
 	if err != nil && len(bytes.TrimSpace(out)) > 0 {
 		// systemctl exits 1 when no file matches, with no output.
-		return nil, fmt.Errorf("systemctl list-unit-files %s: %w: %s", app, err, tail(out, 2))
+		return nil, fmt.Errorf("systemctl list-unit-files %s: %w: %s", app, err, tail.Lines(out, 2))
 	}
 	var units []string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -140,7 +142,7 @@ func (r *Restarter) active(ctx context.Context, units []string) error {
 	out, err := r.systemctl(ctx, args...)
 	states := strings.Fields(string(out))
 	if len(states) != len(units) {
-		return fmt.Errorf("systemctl is-active %s: %v: %s", strings.Join(units, " "), err, tail(out, 2))
+		return fmt.Errorf("systemctl is-active %s: %v: %s", strings.Join(units, " "), err, tail.Lines(out, 2))
 	}
 	var bad []string
 	for i, s := range states {
@@ -163,21 +165,4 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// tail returns the last n non-empty lines of out, joined with " | ".
-func tail(out []byte, n int) string {
-	var lines []string
-	for _, l := range strings.Split(string(out), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(lines, " | ")
 }

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // aptfleet drives `pkgbuild publish` against the benchmark server, with the
@@ -86,7 +88,7 @@ func (a *aptfleet) check(ctx context.Context, want int, published []pkg) error {
 	}
 	for _, p := range published {
 		if !listed[p.Name+" "+p.Version+" amd64"] {
-			return fmt.Errorf("published %s %s is not listed: %q", p.Name, p.Version, lastLines(string(out), 3))
+			return fmt.Errorf("published %s %s is not listed: %q", p.Name, p.Version, tail.Lines(out, 3))
 		}
 	}
 	return nil

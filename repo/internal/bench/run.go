@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/tail"
 )
 
 // result is one measured publish.
@@ -40,7 +42,7 @@ func run(ctx context.Context, dir string, env []string, args ...string) (result,
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return result{}, fmt.Errorf("%s %s: %v: %s", args[0], strings.Join(args[1:min(len(args), 4)], " "), err, lastLines(out.String(), 5))
+		return result{}, fmt.Errorf("%s %s: %v: %s", args[0], strings.Join(args[1:min(len(args), 4)], " "), err, tail.Lines(out.Bytes(), 5))
 	}
 	b, err := os.ReadFile(rssFile)
 	if err != nil {
@@ -53,12 +55,4 @@ func run(ctx context.Context, dir string, env []string, args ...string) (result,
 	}
 	cpu := time.Duration((user + sys) * float64(time.Second))
 	return result{Wall: wall, CPU: cpu, MaxRSS: kb * 1024}, nil
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
 }
