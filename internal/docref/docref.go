@@ -108,7 +108,6 @@ func Fields(v any) []string {
 	return out
 }
 
-
 func walk(t reflect.Type, prefix string, out *[]string) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
