@@ -5,17 +5,12 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/goreleaser/nfpm/v2"
-	"github.com/goreleaser/nfpm/v2/deb"
-	"github.com/goreleaser/nfpm/v2/files"
 
 	"github.com/aptfleet/aptfleet/internal/debian"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 )
@@ -42,35 +37,6 @@ func (c *countingStore) take() []string {
 	return g
 }
 
-// writeDeb builds a minimal .deb of name=version into dir.
-func writeDeb(t *testing.T, dir, name, version string) string {
-	t.Helper()
-	payload := filepath.Join(dir, name+"-"+version+".txt")
-	if err := os.WriteFile(payload, []byte(name+" "+version+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := nfpm.WithDefaults(&nfpm.Info{
-		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
-		Maintainer: "aptfleet tests <tests@aptfleet.invalid>", Description: "test package",
-		Overridables: nfpm.Overridables{Contents: files.Contents{{
-			Source: payload, Destination: "/usr/share/" + name + "/payload",
-			FileInfo: &files.ContentFileInfo{Mode: 0o644, MTime: time.Unix(1700000000, 0)},
-		}}},
-	})
-	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := deb.Default.Package(info, &b); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, name+"_"+version+"_amd64.deb")
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // TestRealRepository runs the agent on a real signed repository (local
 // directory store, repo.Reader): an idle tick is one conditional GET of
 // InRelease; a publish is noticed, verified and deployed with Debian version
@@ -94,7 +60,7 @@ func TestRealRepository(t *testing.T) {
 	r := &repo.Repo{Store: ds, Signer: signer, Config: repo.DefaultConfig()}
 	publish := func(version string) {
 		t.Helper()
-		if _, err := r.Publish(ctx, "staging", "main", []string{writeDeb(t, work, "hello", version)}); err != nil {
+		if _, err := r.Publish(ctx, "staging", "main", []string{debs.Write(t, work, debs.Spec{Name: "hello", Version: version})}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
@@ -70,7 +71,7 @@ func seedDebs(b *testing.B, n int) []string {
 		name, ver := fmt.Sprintf("app%02d", i%50), fmt.Sprintf("1.%d-1", i/50)
 		p := filepath.Join(benchDebs.dir, name+"_"+ver+"_amd64.deb")
 		if i >= benchDebs.made {
-			repotest.WriteDeb(b, benchDebs.dir, repotest.Spec{Name: name, Version: ver})
+			debs.Write(b, benchDebs.dir, debs.Spec{Name: name, Version: ver})
 		}
 		paths = append(paths, p)
 	}
@@ -98,7 +99,7 @@ func BenchmarkPublish(b *testing.B) {
 			debDir := b.TempDir()
 			var extra []string
 			for i := 0; i < b.N; i++ {
-				extra = append(extra, repotest.WriteDeb(b, debDir, repotest.Spec{Name: "new", Version: fmt.Sprintf("1.%d-1", i)}))
+				extra = append(extra, debs.Write(b, debDir, debs.Spec{Name: "new", Version: fmt.Sprintf("1.%d-1", i)}))
 			}
 			cs := &countingStore{Store: s}
 			r := &repo.Repo{Store: cs, Signer: key.Signer}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
@@ -24,9 +25,9 @@ import (
 func TestConcurrentPublishers(t *testing.T) {
 	const publishers, rounds = 8, 20
 	debDir := t.TempDir()
-	var debs []string
+	var paths []string
 	for i := 0; i < publishers; i++ {
-		debs = append(debs, repotest.WriteDeb(t, debDir, repotest.Spec{Name: fmt.Sprintf("app%d", i), Version: "1.0-1"}))
+		paths = append(paths, debs.Write(t, debDir, debs.Spec{Name: fmt.Sprintf("app%d", i), Version: "1.0-1"}))
 	}
 	key := repotest.NewKey(t, t.TempDir(), "")
 	retries := 0
@@ -49,7 +50,7 @@ func TestConcurrentPublishers(t *testing.T) {
 						lost.Add(1)
 					}
 				}}
-				_, errs[i] = r.Publish(context.Background(), "staging", "", []string{debs[i]})
+				_, errs[i] = r.Publish(context.Background(), "staging", "", []string{paths[i]})
 			}()
 		}
 		wg.Wait()
@@ -82,9 +83,9 @@ func TestAptUpdateDuringPublishes(t *testing.T) {
 	const total, publishers = 100, 2
 	f := newFixture(t)
 	f.publish("staging", f.deb("hello", "0.1-1"))
-	var debs []string
+	var paths []string
 	for i := 0; i < total; i++ {
-		debs = append(debs, f.deb("hello", fmt.Sprintf("1.%d-1", i)))
+		paths = append(paths, f.deb("hello", fmt.Sprintf("1.%d-1", i)))
 	}
 	apt := repotest.NewApt(t, f.serve(), "staging", f.key.Keyring)
 	ctx := context.Background()
@@ -98,7 +99,7 @@ func TestAptUpdateDuringPublishes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := p; i < total; i += publishers {
-				if _, err := f.repo.Publish(ctx, "staging", "", []string{debs[i]}); err != nil {
+				if _, err := f.repo.Publish(ctx, "staging", "", []string{paths[i]}); err != nil {
 					pubErr.Store(err)
 					return
 				}

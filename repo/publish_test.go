@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
@@ -39,7 +40,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) deb(name, version string) string {
-	return repotest.WriteDeb(f.t, f.debs, repotest.Spec{Name: name, Version: version})
+	return debs.Write(f.t, f.debs, debs.Spec{Name: name, Version: version})
 }
 
 func (f *fixture) publish(dist string, paths ...string) []repo.Package {
@@ -91,7 +92,7 @@ func TestPublishPromoteYankPrune(t *testing.T) {
 	if added := f.publish("staging", filepath.Join(f.debs, "hello_1.0-1_amd64.deb")); len(added) != 0 {
 		t.Errorf("republish added %v", added)
 	}
-	other := repotest.WriteDeb(t, t.TempDir(), repotest.Spec{Name: "hello", Version: "1.0-1", Payload: "different"})
+	other := debs.Write(t, t.TempDir(), debs.Spec{Name: "hello", Version: "1.0-1", Payload: "different"})
 	if _, err := f.repo.Publish(ctx, "staging", "", []string{other}); !errors.Is(err, repo.ErrConflict) {
 		t.Errorf("publish of other bytes: got %v, want ErrConflict", err)
 	}
@@ -219,8 +220,8 @@ func TestVerifyFindsDamage(t *testing.T) {
 func TestArchitectures(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	all := repotest.WriteDeb(t, f.debs, repotest.Spec{Name: "hello-data", Version: "1.0-1", Arch: "all"})
-	arm := repotest.WriteDeb(t, f.debs, repotest.Spec{Name: "hello", Version: "1.0-1", Arch: "arm64"})
+	all := debs.Write(t, f.debs, debs.Spec{Name: "hello-data", Version: "1.0-1", Arch: "all"})
+	arm := debs.Write(t, f.debs, debs.Spec{Name: "hello", Version: "1.0-1", Arch: "arm64"})
 	f.publish("staging", f.deb("hello", "1.0-1"), all, arm)
 	eq(t, "list", f.list("staging"), []string{"hello 1.0-1 amd64", "hello 1.0-1 arm64", "hello-data 1.0-1 all"})
 	for arch, want := range map[string][]string{

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
@@ -53,14 +54,14 @@ func TestOnS3(t *testing.T) {
 		})
 	})
 	key := repotest.NewKey(t, t.TempDir(), "")
-	debs := t.TempDir()
+	debDir := t.TempDir()
 	ctx := context.Background()
 
 	t.Run("concurrent publishers", func(t *testing.T) {
 		const publishers, rounds = 8, 5
 		var paths []string
 		for i := 0; i < publishers; i++ {
-			paths = append(paths, repotest.WriteDeb(t, debs, repotest.Spec{Name: fmt.Sprintf("app%d", i), Version: "1.0-1"}))
+			paths = append(paths, debs.Write(t, debDir, debs.Spec{Name: fmt.Sprintf("app%d", i), Version: "1.0-1"}))
 		}
 		for round := 0; round < rounds; round++ {
 			prefix := fmt.Sprintf("concurrent/%d", round)
@@ -93,8 +94,8 @@ func TestOnS3(t *testing.T) {
 	t.Run("promote, yank and apt", func(t *testing.T) {
 		testenv.NeedTools(t, "apt-get")
 		r := s3Repo(t, srv, "apt/hello", key)
-		v1 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "1.0-1"})
-		v2 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "2.0-1"})
+		v1 := debs.Write(t, debDir, debs.Spec{Name: "hello", Version: "1.0-1"})
+		v2 := debs.Write(t, debDir, debs.Spec{Name: "hello", Version: "2.0-1"})
 		if _, err := r.Publish(ctx, "staging", "", []string{v1, v2}); err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +121,7 @@ func TestOnS3(t *testing.T) {
 
 	t.Run("S3 errors leave the dist as it was", func(t *testing.T) {
 		r := s3Repo(t, srv, "errors", key)
-		v1 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "1.0-1"})
+		v1 := debs.Write(t, debDir, debs.Spec{Name: "hello", Version: "1.0-1"})
 		if _, err := r.Publish(ctx, "staging", "", []string{v1}); err != nil {
 			t.Fatal(err)
 		}
@@ -134,7 +135,7 @@ func TestOnS3(t *testing.T) {
 			return string(b)
 		}
 		before := state()
-		v2 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "2.0-1"})
+		v2 := debs.Write(t, debDir, debs.Spec{Name: "hello", Version: "2.0-1"})
 		for _, suffix := range []string{".deb", "/by-hash/", "/InRelease"} {
 			failPuts.Store(suffix)
 			_, err := r.Publish(ctx, "staging", "", []string{v2})
@@ -163,7 +164,7 @@ func TestOnS3(t *testing.T) {
 		if err != nil || len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "Packages.gz") {
 			t.Fatalf("verify after a failed derived write: %v %q", err, rep.Warnings)
 		}
-		v3 := repotest.WriteDeb(t, debs, repotest.Spec{Name: "hello", Version: "3.0-1"})
+		v3 := debs.Write(t, debDir, debs.Spec{Name: "hello", Version: "3.0-1"})
 		if _, err := r.Publish(ctx, "staging", "", []string{v3}); err != nil {
 			t.Fatal(err)
 		}
@@ -179,12 +180,12 @@ func TestOnS3(t *testing.T) {
 			r := s3Repo(t, srv, prefix, key)
 			var seed []string
 			for i := 0; i < existing; i++ {
-				seed = append(seed, repotest.WriteDeb(t, debs, repotest.Spec{Name: fmt.Sprintf("pkg%d", i%10), Version: fmt.Sprintf("1.%d-1", i/10)}))
+				seed = append(seed, debs.Write(t, debDir, debs.Spec{Name: fmt.Sprintf("pkg%d", i%10), Version: fmt.Sprintf("1.%d-1", i/10)}))
 			}
 			if _, err := r.Publish(ctx, "staging", "", seed); err != nil {
 				t.Fatal(err)
 			}
-			one := repotest.WriteDeb(t, debs, repotest.Spec{Name: "one", Version: fmt.Sprint(existing)})
+			one := debs.Write(t, debDir, debs.Spec{Name: "one", Version: fmt.Sprint(existing)})
 			before := requests.Load()
 			if _, err := r.Publish(ctx, "staging", "", []string{one}); err != nil {
 				t.Fatal(err)

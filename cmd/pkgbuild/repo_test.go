@@ -10,30 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/goreleaser/nfpm/v2"
-	"github.com/goreleaser/nfpm/v2/deb"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 )
-
-// testDeb builds a minimal .deb with nfpm into dir.
-func testDeb(t *testing.T, dir, name, version string) string {
-	t.Helper()
-	info := nfpm.WithDefaults(&nfpm.Info{Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
-		Maintainer: "tests <tests@aptfleet.invalid>", Description: "test", MTime: time.Unix(1700000000, 0)})
-	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := deb.Default.Package(info, &b); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, fmt.Sprintf("%s_%s_amd64.deb", name, version))
-	if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // runCLI runs the command line and returns stdout and the error.
 func runCLI(t *testing.T, args ...string) (string, error) {
@@ -71,7 +50,7 @@ func TestRepositoryCommands(t *testing.T) {
 	if _, err := runCLI(t, "key", "generate", "--out", key); err == nil {
 		t.Errorf("key generate overwrote an existing key")
 	}
-	v1, v2 := testDeb(t, dir, "hello", "1.0-1"), testDeb(t, dir, "hello", "1.1-1")
+	v1, v2 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.0-1"}), debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.1-1"})
 	steps := []struct {
 		args []string
 		want string
@@ -97,10 +76,10 @@ func TestRepositoryCommands(t *testing.T) {
 	// Bad input: a one-line error naming the input, and the repository unchanged.
 	notDeb := filepath.Join(dir, "notes.deb")
 	os.WriteFile(notDeb, []byte("just text\n"), 0o644)
-	full, _ := os.ReadFile(testDeb(t, dir, "hello", "2.0-1"))
+	full, _ := os.ReadFile(debs.Write(t, dir, debs.Spec{Name: "hello", Version: "2.0-1"}))
 	corrupt := filepath.Join(dir, "corrupt.deb")
 	os.WriteFile(corrupt, full[:len(full)/3], 0o644)
-	v3 := testDeb(t, dir, "hello", "3.0-1")
+	v3 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "3.0-1"})
 	blocker := filepath.Join(dir, "file")
 	os.WriteFile(blocker, nil, 0o644)
 	bad := []struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -32,7 +33,7 @@ func TestPromoteWaitRollout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []string{"1.0-1", "1.1-1", "1.2-1"} {
-		if _, err := runCLI(t, "publish", "--repo", repoDir, "--dist", "staging", "--key", key, testDeb(t, dir, "hello", v)); err != nil {
+		if _, err := runCLI(t, "publish", "--repo", repoDir, "--dist", "staging", "--key", key, debs.Write(t, dir, debs.Spec{Name: "hello", Version: v})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +120,7 @@ func TestPromoteAnnounce(t *testing.T) {
 	if _, err := runCLI(t, "key", "generate", "--out", key); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runCLI(t, "publish", "--repo", repoDir, "--dist", "staging", "--key", key, testDeb(t, dir, "hello", "2.0-1")); err != nil {
+	if _, err := runCLI(t, "publish", "--repo", repoDir, "--dist", "staging", "--key", key, debs.Write(t, dir, debs.Spec{Name: "hello", Version: "2.0-1"})); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runCLI(t, "promote", "--repo", repoDir, "--from", "staging", "--to", "production", "--key", key,

@@ -14,12 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goreleaser/nfpm/v2"
-	"github.com/goreleaser/nfpm/v2/deb"
-	"github.com/goreleaser/nfpm/v2/files"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
@@ -92,7 +90,9 @@ func TestRunServesAndRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	debPath := filepath.Join(work, app+".deb")
-	buildTestDeb(t, debPath, app, installed)
+	if err := debs.WriteFile(debPath, debs.Spec{Name: app, Version: installed}); err != nil {
+		t.Fatal(err)
+	}
 	r := &repo.Repo{Store: store, Signer: signer, Config: repo.DefaultConfig()}
 	if _, err := r.Publish(context.Background(), "testing", "main", []string{debPath}); err != nil {
 		t.Fatal(err)
@@ -156,32 +156,5 @@ apps:
 	}
 	if strings.Contains(stderr.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", stderr.String())
-	}
-}
-
-// buildTestDeb writes a minimal package name=version (never installed).
-func buildTestDeb(t *testing.T, path, name, version string) {
-	t.Helper()
-	payload := filepath.Join(filepath.Dir(path), "payload")
-	if err := os.WriteFile(payload, []byte(name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	info := nfpm.WithDefaults(&nfpm.Info{
-		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
-		Maintainer: "aptfleet tests <tests@aptfleet.invalid>", Description: "test package",
-		Overridables: nfpm.Overridables{Contents: files.Contents{{
-			Source: payload, Destination: "/usr/share/aptfleet-test/payload",
-			FileInfo: &files.ContentFileInfo{Mode: 0o644},
-		}}},
-	})
-	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := deb.Default.Package(info, &b); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

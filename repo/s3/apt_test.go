@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
@@ -85,7 +86,7 @@ func TestAptTransportS3(t *testing.T) {
 	dir := t.TempDir()
 	method := srv.AptTransportS3(t, dir)
 	key := repotest.NewKey(t, dir, "")
-	deb := repotest.WriteDeb(t, dir, repotest.Spec{Name: "hello", Version: "2.0-1"})
+	deb := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "2.0-1"})
 	r := &repo.Repo{Store: newStore(t, srv, "apt/hello"), Signer: key.Signer}
 	if _, err := r.Publish(t.Context(), "production", "", []string{deb}); err != nil {
 		t.Fatalf("publish: %v", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
 	"github.com/aptfleet/aptfleet/repo/internal/repotest"
 )
@@ -60,8 +61,8 @@ func TestCLIRoundTripVersitygw(t *testing.T) {
 	dir := t.TempDir()
 	key := repotest.NewKey(t, dir, "correct horse")
 	other := repotest.NewKey(t, dir, "")
-	v1 := repotest.WriteDeb(t, dir, repotest.Spec{Name: "hello", Version: "1.0-1"})
-	v2 := repotest.WriteDeb(t, dir, repotest.Spec{Name: "hello", Version: "1.1-1"})
+	v1 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.0-1"})
+	v2 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.1-1"})
 	env := []string{
 		"AWS_ENDPOINT_URL_S3=" + srv.URL,
 		"AWS_ACCESS_KEY_ID=" + srv.AccessKey,
@@ -123,7 +124,7 @@ func TestCLIRoundTripVersitygw(t *testing.T) {
 	t.Run("wrong secret key", func(t *testing.T) {
 		bad := cli{t: t, bin: pb.bin, env: append(append([]string{}, env...), "AWS_SECRET_ACCESS_KEY=wrong")}
 		before := pb.must("list", "--repo", repoURL, "--dist", "staging")
-		v3 := repotest.WriteDeb(t, dir, repotest.Spec{Name: "hello", Version: "1.2-1"})
+		v3 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.2-1"})
 		out, errOut, err := bad.run("publish", "--repo", repoURL, "--dist", "staging", "--key", key.File, v3)
 		if err == nil {
 			t.Fatalf("publish with a wrong secret succeeded:\n%s", out)

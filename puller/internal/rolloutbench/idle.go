@@ -16,12 +16,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/goreleaser/nfpm/v2"
-	"github.com/goreleaser/nfpm/v2/deb"
-	"github.com/goreleaser/nfpm/v2/files"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/storeurl"
 )
@@ -102,7 +100,7 @@ func runIdle(ctx context.Context, bin string, ticks int, w io.Writer) error {
 	}
 	kf.Close()
 	debPath := filepath.Join(dir, app+".deb")
-	if err := buildDeb(debPath, app, installed); err != nil {
+	if err := debs.WriteFile(debPath, debs.Spec{Name: app, Version: installed}); err != nil {
 		return err
 	}
 	store, err := storeurl.Open(ctx, "s3://idle-bench/repo", storeurl.Options{Endpoint: endpoint, Region: "us-east-1"})
@@ -211,29 +209,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// buildDeb writes a minimal package name=version to path (never installed).
-func buildDeb(path, name, version string) error {
-	payload := filepath.Join(filepath.Dir(path), "payload")
-	if err := os.WriteFile(payload, []byte(name+" "+version+"\n"), 0o644); err != nil {
-		return err
-	}
-	info := nfpm.WithDefaults(&nfpm.Info{
-		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
-		Maintainer: "aptfleet bench <bench@aptfleet.invalid>", Description: "idle benchmark package",
-		Overridables: nfpm.Overridables{Contents: files.Contents{{
-			Source: payload, Destination: "/usr/share/aptfleet-bench/payload",
-			FileInfo: &files.ContentFileInfo{Mode: 0o644},
-		}}},
-	})
-	if err := nfpm.PrepareForPackager(info, "deb"); err != nil {
-		return err
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return deb.Default.Package(info, f)
 }
