@@ -28,6 +28,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/aptfleet/aptfleet/internal/debian"
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // Template is the user-data template, in Terraform templatefile syntax.
@@ -133,18 +134,23 @@ type Config struct {
 	// SNSTopicARN receives the puller's deploy events (sns_topic_arn).
 	// Default "" (events are only logged).
 	SNSTopicARN string
-	// Fraction of the fleet that may deploy at once (fraction). Default 0.25.
+	// Fraction of the fleet that may deploy at once (fraction). Default
+	// puller.DefaultConfig().Fraction, 0.25.
 	Fraction float64
-	// Schedule is the puller's cron schedule (schedule). Default "@every 1m".
+	// Schedule is the puller's cron schedule (schedule). Default
+	// puller.DefaultConfig().Schedule, "@every 1m".
 	Schedule string
 }
 
-// DefaultConfig returns the defaults; the required fields are empty.
+// DefaultConfig returns the defaults; the required fields are empty. The
+// puller's settings (Fraction, Schedule) take the puller's own defaults, from
+// puller.DefaultConfig.
 func DefaultConfig() Config {
+	p := puller.DefaultConfig()
 	return Config{
 		AppPort:  8080,
-		Fraction: 0.25,
-		Schedule: "@every 1m",
+		Fraction: p.Fraction,
+		Schedule: p.Schedule,
 	}
 }
 
@@ -175,17 +181,18 @@ func (c *Config) normalize() ([]byte, error) {
 	if c.Dist == "" {
 		c.Dist = c.Env
 	}
+	def := DefaultConfig()
 	if c.AppPort == 0 {
-		c.AppPort = 8080
+		c.AppPort = def.AppPort
 	}
 	if c.HealthURL == "" {
 		c.HealthURL = fmt.Sprintf("http://127.0.0.1:%d/healthz", c.AppPort)
 	}
 	if c.Fraction == 0 {
-		c.Fraction = 0.25
+		c.Fraction = def.Fraction
 	}
 	if c.Schedule == "" {
-		c.Schedule = "@every 1m"
+		c.Schedule = def.Schedule
 	}
 	match := func(field, value string, valid func(string) bool, what string, required bool) error {
 		if value == "" {
