@@ -322,6 +322,9 @@ func (c Config) Validate() error {
 		if !debian.ValidDist(a.Dist) {
 			return bad("%s.dist: %q is not a valid distribution name", field, a.Dist)
 		}
+		if a.Arch != "" && !debian.ValidArch(a.Arch) { // "" is the default, amd64
+			return bad("%s.arch: %q is not a Debian architecture", field, a.Arch)
+		}
 		if a.Env != c.Apps[0].Env {
 			return bad("%s.env: %q differs from apps[0].env %q (a host belongs to one environment)", field, a.Env, c.Apps[0].Env)
 		}

@@ -60,6 +60,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"empty file", "", "empty file"},
 		{"bad duration", app + "jitter: soon\n", "line 2: cannot unmarshal !!str `soon` into time.Duration"},
 		{"bad repo", "apps: [{name: hello, env: staging, repo: 'ftp://x'}]\n", "apps[0].repo: bad repository URL"},
+		{"bad arch", "apps: [{name: hello, env: staging, repo: 's3://bucket/p', arch: x86_64}]\n", `apps[0].arch: "x86_64" is not a Debian architecture`},
 		{"bad app name", "apps: [{name: Hello_World, env: staging, repo: 's3://bucket/p'}]\n", "apps[0].name"},
 		{"two envs", "apps: [{name: hello, env: s, repo: 's3://bucket/p'}, {name: world, env: t, repo: 's3://bucket/p'}]\n", "one environment"},
 		{"duplicate app", "apps: [{name: hello, env: s, repo: 's3://bucket/p'}, {name: hello, env: s, repo: 's3://bucket/p'}]\n", "listed twice"},
