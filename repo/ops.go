@@ -2,13 +2,13 @@ package repo
 
 import (
 	"bytes"
-	"path"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
