@@ -357,8 +357,8 @@ func (r renderer) deploy(d *event.Deploy) card {
 	case event.Rollback:
 		c.title, c.color = ":rewind: ROLLBACK: "+app+" ("+env+") back to "+version, colorWarning
 		summary = fmt.Sprintf("%s (%s) rolled back to %s by %s", app, env, version, actor)
-		if len(d.Removed) > 0 {
-			summary += " (removed " + strings.Join(d.Removed, ", ") + ")"
+		if d.Removed != "" {
+			summary += " (removed " + d.Removed + ")"
 		}
 	default:
 		kind := string(d.Kind)
@@ -381,7 +381,7 @@ func (r renderer) deploy(d *event.Deploy) card {
 	fields = appendField(fields, "Host", esc(d.Host))
 	fields = appendField(fields, "Actor", esc(d.Actor))
 	fields = appendField(fields, "From", esc(d.From))
-	fields = appendField(fields, "Removed", esc(strings.Join(d.Removed, ", ")))
+	fields = appendField(fields, "Removed", esc(d.Removed))
 	if d.Total > 0 || d.Done > 0 || d.Failed > 0 {
 		p := fmt.Sprintf("%d of %d done", d.Done, d.Total)
 		if d.Total <= 0 {

@@ -48,8 +48,9 @@ type Deploy struct {
 	Actor string `json:"actor,omitempty"`
 	// From is the dist a promoted version came from.
 	From string `json:"from,omitempty"`
-	// Removed lists the versions a rollback or yank took out of the dist.
-	Removed []string `json:"removed,omitempty"`
+	// Removed lists the versions a rollback or yank took out of the dist,
+	// comma-separated (a string keeps Deploy comparable).
+	Removed string `json:"removed,omitempty"`
 	// Rollout progress when the event was emitted, if known.
 	Total  int `json:"total,omitempty"`
 	Done   int `json:"done,omitempty"`
