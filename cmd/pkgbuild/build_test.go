@@ -132,6 +132,10 @@ func TestBuildCommandErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Procfile.bad"), []byte("web: /usr/bin/webapp\nworker:\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), bytes.Replace(mustRead(t, spec), []byte("procfile: Procfile"), []byte("procfile: Procfile.bad"), 1), 0o644)
 	os.WriteFile(filepath.Join(dir, "unreadable.yaml"), []byte("name: [\n"), 0o644)
+	// nfpm passes a homepage through as it is; the package read back as
+	// publish reads it is refused.
+	os.WriteFile(filepath.Join(dir, "inject.yaml"), []byte("name: tool\narch: amd64\nversion: 1.0.0\nmaintainer: T <t@example.com>\n"+
+		"description: a tool\nhomepage: \"http://x\\n Version: 99\"\n"), 0o644)
 	// A FIFO inside a packaged tree passes the spec check and fails during
 	// the build, after the output file was created.
 	if err := syscall.Mkfifo(filepath.Join(dir, "static", "pipe"), 0o644); err != nil {
@@ -159,6 +163,8 @@ func TestBuildCommandErrors(t *testing.T) {
 			spec + ": " + filepath.Join(dir, "static", "pipe") + ": not a regular file, directory or symlink"},
 		{"--nfpm with --spec", []string{"--nfpm", "x.yaml", "--spec", spec}, nil,
 			"build: --nfpm takes the package as it is; drop --spec and --version"},
+		{"nfpm.yaml with a two-line homepage", []string{"--nfpm", filepath.Join(dir, "inject.yaml")}, nil,
+			`tool_1.0.0_amd64.deb: repo: not a valid .deb: control file: repo: malformed control data: field "Homepage" (line 8): continuation line 9: the field must fit on one line`},
 		{"extra argument", []string{"--spec", spec, "extra"}, nil,
 			`unknown command "extra" for "pkgbuild build"`},
 	}
