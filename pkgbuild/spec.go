@@ -14,8 +14,6 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/aptfleet/aptfleet/repo"
 )
 
 // Spec is a package description, read from package.yaml. Paths in it are
@@ -280,17 +278,6 @@ func (s *Spec) validate() error {
 	}
 	if i := strings.IndexFunc(s.Description, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }); i >= 0 {
 		return s.bad("description", "contains the control character %q", s.Description[i])
-	}
-	if s.Homepage != "" {
-		if err := repo.CheckHomepage(s.Homepage); err != nil {
-			return s.bad("homepage", "%v", err)
-		}
-	}
-	if err := repo.CheckSection(s.Section); err != nil {
-		return s.bad("section", "%v", err)
-	}
-	if err := repo.CheckPriority(s.Priority); err != nil {
-		return s.bad("priority", "%v", err)
 	}
 	if err := s.loadProcesses(); err != nil {
 		return err
