@@ -40,7 +40,7 @@ const (
 // zip's bootstrap into a directory of its own, as Lambda does.
 func buildLambda(t testing.TB) string {
 	t.Helper()
-	testenv.NeedTools(t, "make", "go", "zip")
+	testenv.NeedTools(t, "make", "go", "zip", "aws-lambda-rie")
 	out := t.TempDir()
 	arch := runtime.GOARCH
 	cmd := exec.Command("make", "--no-print-directory", "-C", "../..", "lambda", "LAMBDA_DIR="+out, "LAMBDA_ARCHS="+arch)
