@@ -49,24 +49,64 @@ func ReadDeb(r io.Reader) (*Deb, error) {
 		return nil, fmt.Errorf("%w: %v", ErrBadDeb, err)
 	}
 	d := &Deb{Control: control, Size: cr.n, MD5: hex.EncodeToString(md.Sum(nil)), SHA256: hex.EncodeToString(sh.Sum(nil))}
-	if err := checkControl(control); err != nil {
-		return nil, err
+	if err := CheckControl(control); err != nil {
+		return nil, fmt.Errorf("%w: control file: %w", ErrBadDeb, err)
 	}
 	return d, nil
 }
 
-func checkControl(c Paragraph) error {
+// CheckControl checks the fields of a binary package's control file that
+// the repository and the fleet act on: Package, Version and Architecture
+// (required), Source (a package name with an optional "(version)"),
+// Section, Priority and Homepage. Every field is already on one line or a
+// well-formed multi-line field (ParseParagraph); this checks the values.
+func CheckControl(c Paragraph) error {
+	bad := func(field, format string, a ...any) error {
+		return &FieldError{Field: field, Line: c.line(field), Problem: fmt.Sprintf(format, a...)}
+	}
 	name, ver, arch := c.Get("Package"), c.Get("Version"), c.Get("Architecture")
 	if !debian.ValidPackageName(name) {
-		return fmt.Errorf("%w: control file has invalid Package %q", ErrBadDeb, name)
+		return bad("Package", "%q is not a Debian package name", name)
 	}
 	if _, err := debian.ParseVersion(ver); err != nil {
-		return fmt.Errorf("%w: control file: %v", ErrBadDeb, err)
+		return bad("Version", "%v", err)
 	}
 	if !debian.ValidArch(arch) {
-		return fmt.Errorf("%w: control file has invalid Architecture %q", ErrBadDeb, arch)
+		return bad("Architecture", "%q is not a Debian architecture", arch)
+	}
+	if src := c.Get("Source"); src != "" {
+		if _, _, err := debian.ParseSource(src); err != nil {
+			return bad("Source", "%v", err)
+		}
+	}
+	if sec := c.Get("Section"); sec != "" {
+		if err := debian.CheckSection(sec); err != nil {
+			return bad("Section", "%v", err)
+		}
+	}
+	if pri := c.Get("Priority"); pri != "" {
+		if err := debian.CheckPriority(pri); err != nil {
+			return bad("Priority", "%v", err)
+		}
+	}
+	if hp := c.Get("Homepage"); hp != "" {
+		if err := debian.CheckHomepage(hp); err != nil {
+			return bad("Homepage", "%v", err)
+		}
 	}
 	return nil
+}
+
+// line is the 1-based position of field in p, 0 when absent.
+func (p Paragraph) line(field string) int {
+	n := 1
+	for _, f := range p {
+		if strings.EqualFold(f.Name, field) {
+			return n
+		}
+		n += 1 + strings.Count(f.Value, "\n")
+	}
+	return 0
 }
 
 type countReader struct {
@@ -146,13 +186,34 @@ func readControl(r io.Reader) (Paragraph, error) {
 			if path.Clean(strings.TrimPrefix(th.Name, "./")) != "control" {
 				continue
 			}
-			data, err := io.ReadAll(io.LimitReader(t, 1<<20))
+			if th.Size > MaxControlSize {
+				return bad("control file is %d bytes; at most %d (repo.MaxControlSize)", th.Size, MaxControlSize)
+			}
+			data, err := io.ReadAll(io.LimitReader(t, MaxControlSize+1))
 			if err != nil {
 				return bad("%s: %v", name, err)
 			}
-			p, err := ParseParagraph(bytes.TrimSpace(data))
+			if len(data) > MaxControlSize {
+				return bad("control file is over %d bytes (repo.MaxControlSize)", MaxControlSize)
+			}
+			// A second control member would be the one dpkg unpacks last.
+			for {
+				th, err := t.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return bad("%s: %v", name, err)
+				}
+				if path.Clean(strings.TrimPrefix(th.Name, "./")) == "control" {
+					return bad("%s holds two control files", name)
+				}
+			}
+			// Blank lines around the paragraph are fine; a leading space is
+			// a continuation line and must stay one.
+			p, err := ParseParagraph(bytes.Trim(data, "\n"))
 			if err != nil {
-				return bad("control file: %v", err)
+				return bad("control file: %w", err)
 			}
 			return p, nil
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/pkgbuild"
+	"github.com/aptfleet/aptfleet/repo"
 )
 
 // newBuildCmd returns `pkgbuild build`.
@@ -143,6 +144,14 @@ func writeAtomic(dir, name string, build func(io.Writer) error) (string, error) 
 	}()
 	if err := build(tmp); err != nil {
 		return "", err
+	}
+	// Read the package back as publish will: a control file the
+	// repository would refuse fails the build, not the publish.
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if _, err := repo.ReadDeb(tmp); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return "", err

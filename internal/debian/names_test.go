@@ -101,3 +101,61 @@ func TestSingleLine(t *testing.T) {
 		}
 	}
 }
+
+func TestSection(t *testing.T) {
+	for s, want := range map[string]bool{
+		"web": true, "contrib/net": true, "non-free/libs": true, "misc": true,
+		"": false, "web server": false, "Web": false, "a/b/c": false, "/web": false, "web\nVersion: 9": false,
+	} {
+		if got := debian.CheckSection(s) == nil; got != want {
+			t.Errorf("CheckSection(%q) ok = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestPriority(t *testing.T) {
+	for _, p := range debian.Priorities {
+		if err := debian.CheckPriority(p); err != nil {
+			t.Errorf("CheckPriority(%q) = %v", p, err)
+		}
+	}
+	if err := debian.CheckPriority("urgent"); err == nil || err.Error() != `"urgent" is not one of required, important, standard, optional, extra` {
+		t.Errorf("CheckPriority(urgent) = %v", err)
+	}
+}
+
+func TestHomepage(t *testing.T) {
+	for s, want := range map[string]bool{
+		"https://example.com": true, "http://example.com/app?x=1": true,
+		"example.com": false, "ftp://example.com": false, "https://": false, "https://a.example/x y": false, "https://a\n": false,
+	} {
+		if got := debian.CheckHomepage(s) == nil; got != want {
+			t.Errorf("CheckHomepage(%q) ok = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestParseSource(t *testing.T) {
+	tests := []struct {
+		in, name, version string
+		ok                bool
+	}{
+		{"hello", "hello", "", true},
+		{"hello (1.0-1)", "hello", "1.0-1", true},
+		{"hello (2:1.0~rc1-3)", "hello", "2:1.0~rc1-3", true},
+		{"", "", "", false},
+		{"Hello", "", "", false},
+		{"hello ()", "", "", false},
+		{"hello (1.0", "", "", false},
+		{"hello  (1.0)", "", "", false},
+		{"hello (1.0 1)", "", "", false},
+		{"hello (beta)", "", "", false},
+		{"hello (1.0) x", "", "", false},
+	}
+	for _, tt := range tests {
+		name, version, err := debian.ParseSource(tt.in)
+		if (err == nil) != tt.ok || name != tt.name || version != tt.version {
+			t.Errorf("ParseSource(%q) = %q, %q, %v; want %q, %q, ok=%v", tt.in, name, version, err, tt.name, tt.version, tt.ok)
+		}
+	}
+}
