@@ -21,3 +21,10 @@ const AlarmStateAlarm = "ALARM"
 type Alarms interface {
 	Alarms(ctx context.Context, names []string) ([]Alarm, error)
 }
+
+// Validator is an app's validate hook: run after the restart and before the
+// health check; an error is a release failure, and output is what the hook
+// printed (its tail), for the event and the journal.
+type Validator interface {
+	Validate(ctx context.Context) (output string, err error)
+}
