@@ -42,4 +42,3 @@ func TestValidate(t *testing.T) {
 		t.Error("a process started by the timed-out hook outlived it")
 	}
 }
-
