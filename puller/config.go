@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -57,6 +58,10 @@ type Config struct {
 	LogFormat string `yaml:"log_format"`
 	// CloudWatch is where the apps' alarms are read.
 	CloudWatch CloudWatch `yaml:"cloudwatch"`
+	// StateDir holds the host's own state files (puller/statedir), such as
+	// the newest index Date accepted per app and dist. Must be absolute.
+	// Default "/var/lib/aptfleet".
+	StateDir string `yaml:"state_dir"`
 }
 
 // App is one application deployed on this host.
@@ -289,6 +294,7 @@ func DefaultConfig() Config {
 		},
 		Serf:       Serf{Bind: "0.0.0.0:7946"},
 		LogFormat:  "text",
+		StateDir:   "/var/lib/aptfleet",
 		CloudWatch: CloudWatch{Poll: 30 * time.Second},
 	}
 }
@@ -417,6 +423,9 @@ func (c Config) Validate() error {
 	}
 	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
 		return bad("redis: password and password_file are both set")
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		return bad("state_dir: %q is not an absolute path", c.StateDir)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -19,7 +19,8 @@ func TestParseConfigFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HostID != "i-0123456789abcdef0" || cfg.Fraction != 0.34 || cfg.Jitter != 45*time.Second ||
-		cfg.LockPoll != 500*time.Millisecond || cfg.Redis.Prefix != "af:" || !cfg.Redis.TLS {
+		cfg.LockPoll != 500*time.Millisecond || cfg.Redis.Prefix != "af:" || !cfg.Redis.TLS ||
+		cfg.StateDir != "/srv/aptfleet/state" {
 		t.Errorf("top-level fields not decoded: %+v", cfg)
 	}
 	a := cfg.Apps[0]
@@ -74,7 +75,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	}
 	if cfg.Fraction != want.Fraction || cfg.Schedule != want.Schedule || cfg.Redis.Addr != want.Redis.Addr ||
 		cfg.Serf.Bind != want.Serf.Bind || cfg.LockTTL != want.LockTTL || cfg.Apps[0].Dist != "staging" ||
-		cfg.Apps[0].Drain.Strategy != "none" {
+		cfg.Apps[0].Drain.Strategy != "none" || cfg.StateDir != "/var/lib/aptfleet" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }
@@ -120,6 +121,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"window never opens", gate("window: 'Mon-Fri 09:00-09:00'"), "apps[0].window: \"Mon-Fri 09:00-09:00\": the window never opens"},
 		{"negative validate timeout", gate("validate: /bin/true\n    validate_timeout: -1s"), "apps[0].validate_timeout: -1s is negative"},
 		{"alarm poll too short", app + "cloudwatch: {poll: 100ms}\n", "cloudwatch.poll: 100ms is shorter than 1s"},
+		{"relative state dir", app + "state_dir: var/lib/aptfleet\n", "state_dir: \"var/lib/aptfleet\" is not an absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
