@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/awsstub"
 	"github.com/aptfleet/aptfleet/puller"
 )
 
@@ -21,7 +22,7 @@ const region, keyID, secret = "eu-west-1", "AKIDTEST", "s3cr3t"
 
 // reader returns a Reader on the real SDK client pointed at the stand-in,
 // signing with secret and without retries (so each call is one request).
-func reader(cw *testenv.CloudWatch, secret string) *Reader {
+func reader(cw *awsstub.CloudWatch, secret string) *Reader {
 	cfg := aws.Config{Region: region, Credentials: credentials.NewStaticCredentialsProvider(keyID, secret, "")}
 	return NewReader(cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) {
 		o.BaseEndpoint = aws.String(cw.URL)
@@ -30,7 +31,7 @@ func reader(cw *testenv.CloudWatch, secret string) *Reader {
 }
 
 func TestReader(t *testing.T) {
-	cw := testenv.StartCloudWatch(t, region, keyID, secret)
+	cw := awsstub.NewCloudWatch(t, region, keyID, secret)
 	cw.SetAlarm("hello-5xx-high", "OK", "Threshold Crossed: 0 datapoints", false)
 	cw.SetAlarm("hello-health", "ALARM", "Threshold Crossed: 1 of 1 children in ALARM", true)
 	ctx := context.Background()
@@ -60,9 +61,9 @@ func TestReader(t *testing.T) {
 	})
 }
 
-func sharedFleet(t *testing.T, hosts int, every time.Duration) (*testenv.CloudWatch, []*Shared, *redis.Client) {
+func sharedFleet(t *testing.T, hosts int, every time.Duration) (*awsstub.CloudWatch, []*Shared, *redis.Client) {
 	t.Helper()
-	cw := testenv.StartCloudWatch(t, region, keyID, secret)
+	cw := awsstub.NewCloudWatch(t, region, keyID, secret)
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })

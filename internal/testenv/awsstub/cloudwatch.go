@@ -1,4 +1,4 @@
-package testenv
+package awsstub
 
 import (
 	"fmt"
@@ -36,8 +36,8 @@ type cwAlarm struct {
 	composite     bool
 }
 
-// StartCloudWatch starts the stand-in for t, accepting keyID/secret in region.
-func StartCloudWatch(t testing.TB, region, keyID, secret string) *CloudWatch {
+// NewCloudWatch starts the stand-in for t, accepting keyID/secret in region.
+func NewCloudWatch(t testing.TB, region, keyID, secret string) *CloudWatch {
 	c := &CloudWatch{Region: region, KeyID: keyID, Secret: secret, alarms: map[string]cwAlarm{}}
 	c.Server = httptest.NewServer(http.HandlerFunc(c.serve))
 	t.Cleanup(c.Close)
