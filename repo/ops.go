@@ -487,6 +487,8 @@ type VerifyReport struct {
 	Files    int      // pool files checked
 	Problems []string // make the repository unusable for some client
 	Warnings []string // stale derived files a later change rewrites
+	// Repairable: some problem is one Repair restores.
+	Repairable bool
 }
 
 // Verify checks every dist: the InRelease signature, every index listed
@@ -526,12 +528,16 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			bkey := byHashKey(dist, f.Path, f.SHA256)
 			b, _, err := getAll(ctx, r.Store, bkey)
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
-				continue
+			if err == nil && !matches(b, f) {
+				err = ErrCorrupt
 			}
-			if !matches(b, f) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, ErrCorrupt))
+			if err != nil {
+				problem := fmt.Sprintf("%s (%s): %v", bkey, f.Path, err)
+				if _, _, restored, rerr := readIndex(ctx, r.Store, dist, f); rerr == nil && restored {
+					problem += " (its plain-path copy matches: pkgbuild repair restores it)"
+					rep.Repairable = true
+				}
+				rep.Problems = append(rep.Problems, problem)
 				continue
 			}
 			if !strings.HasSuffix(f.Path, "/Packages.gz") {

@@ -49,6 +49,7 @@ a local directory that the fleet's instances install from.`,
 		newYankCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
+		newRepairCmd(),
 		newListCmd(),
 		newKeyCmd(),
 	)
