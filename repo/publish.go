@@ -223,10 +223,28 @@ func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
 		r.log().Warn("by-hash indexes were missing; read their plain-path copies, and this change stores them again", "dist", dist, "indexes", d.Restored)
 	}
 	for _, p := range d.Packages {
+		if err := checkEntry(p); err != nil {
+			return nil, fmt.Errorf("dists/%s: %w; refusing to carry it forward (yank it or repair the index)", dist, err)
+		}
 		st.add(p)
 	}
 	st.newPool = nil
 	return st, nil
+}
+
+// checkEntry rejects an index entry a change must not write again: one
+// whose name, version or pool path is not valid.
+func checkEntry(p Package) error {
+	if !validName.MatchString(p.Name) {
+		return fmt.Errorf("%w: index entry %q: invalid package name", ErrBadControl, p.String())
+	}
+	if _, err := ParseVersion(p.Version); err != nil {
+		return fmt.Errorf("%w: index entry %q: %v", ErrBadControl, p.String(), err)
+	}
+	if !strings.HasPrefix(p.Filename, "pool/") || strings.Contains(p.Filename, "..") || len(p.SHA256) != 64 {
+		return fmt.Errorf("%w: index entry %q: bad Filename or SHA256", ErrBadControl, p.String())
+	}
+	return nil
 }
 
 // change edits a dist's packages; it reports whether anything changed.
