@@ -52,6 +52,7 @@ a local directory that the fleet's instances install from.`,
 		newRepairCmd(),
 		newListCmd(),
 		newKeyCmd(),
+		newFleetCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }
