@@ -72,6 +72,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 			return nil, fmt.Errorf("%s is not in %s", ref, from)
 		}
 	}
+	if err := r.checkSigner(ctx, to, true); err != nil {
+		return nil, err
+	}
 	var added []Package
 	err = r.update(ctx, to, true, func(st *state) (bool, error) {
 		added = added[:0]
@@ -94,6 +97,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 // stay until Prune finds no dist referring to them. A ref that is not in
 // the dist is an error and nothing changes.
 func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, error) {
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
 	var removed []Package
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
 		removed = removed[:0]
@@ -206,6 +212,11 @@ func keepPick(st *state, opts PruneOptions) []Package {
 // everything it may refer to is kept.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
 	cfg := r.config()
+	if !opts.DryRun {
+		if err := r.checkSigner(ctx, "", false); err != nil {
+			return nil, err
+		}
+	}
 	dists, err := r.Dists(ctx)
 	if err != nil {
 		return nil, err
