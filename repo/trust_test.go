@@ -70,6 +70,14 @@ func TestKeyPinning(t *testing.T) {
 					_, err := theirs.Prune(ctx, repo.PruneOptions{Keep: 1})
 					return err
 				},
+				"rollback": func() error {
+					_, err := theirs.Rollback(ctx, "staging", "hello", "")
+					return err
+				},
+				"repair": func() error {
+					_, err := theirs.Repair(ctx)
+					return err
+				},
 				"--new-key on an existing dist": func() error {
 					r := *theirs
 					r.NewKey = true
