@@ -23,8 +23,8 @@ type failoverStats struct {
 	acquisitions, after          int64 // leases granted, and granted after the switch
 	steps, stepsOverCap, refused int64
 	maxInStep                    int64
-	unknown                      int // hosts holding, at the switch, a lease granted after the cut (unknown to the new server)
-	paused                       bool  // a probe right after the switch found admissions paused
+	unknown                      int  // hosts holding, at the switch, a lease granted after the cut (unknown to the new server)
+	paused                       bool // a probe right after the switch found admissions paused
 	lag                          time.Duration
 }
 
