@@ -50,6 +50,7 @@ bytes staging tested. Only indexes change.`,
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	ann.register(cmd)
 	wait.register(cmd)
 	cmd.Flags().StringVar(&from, "from", "", "dist to copy from (required)")

@@ -45,6 +45,7 @@ retries. Every file is checked before anything is written.`,
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	ann.register(cmd)
 	cmd.Flags().StringVar(&dist, "dist", "", "distribution to publish to: staging, production... (required)")
 	cmd.Flags().StringVar(&comp, "component", "main", "component")

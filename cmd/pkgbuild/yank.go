@@ -39,6 +39,7 @@ pool file stays until prune finds that no dist refers to it.`,
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	cmd.Flags().StringVar(&dist, "dist", "", "dist to remove from (required)")
 	cmd.MarkFlagRequired("dist")
 	return cmd
