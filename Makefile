@@ -10,11 +10,14 @@ export PATH  := $(TOOLS):$(PATH)
 # Debian packages the tests use. `make deps` installs the missing ones.
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
-                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time \
+                chromium prometheus
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
 TFLINT_VERSION    := v0.64.0
+# AWS's Lambda Runtime Interface Emulator (the runtime API of AWS's base images).
+RIE_VERSION       := v0.0.0-20261030222936-bef5c4ba774d
 
 # Cached debootstrapped Debian root used by the system tests (nspawn instances).
 APTFLEET_TESTROOT ?= /var/cache/aptfleet/testroot/bookworm
@@ -35,18 +38,21 @@ deps: ## install the Debian packages the tests need (as root), or print the comm
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
 	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$(echo $$missing)"; \
 	if [ "$$(id -u)" = 0 ]; then echo "deps: installing $$(echo $$missing)"; \
-	  systemctl mask --now redis-server.service haproxy.service >/dev/null 2>&1 || true; \
+	  systemctl mask --now redis-server.service haproxy.service prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true; \
 	  bash -c "$$cmd"; \
 	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
 
 .PHONY: tools
-tools: $(TOOLS)/versitygw $(TOOLS)/tflint ## install versitygw and tflint into .tools/
+tools: $(TOOLS)/versitygw $(TOOLS)/tflint $(TOOLS)/aws-lambda-rie ## install versitygw, tflint and aws-lambda-rie into .tools/
 
 $(TOOLS)/versitygw:
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(TOOLS)/tflint:
 	GOBIN=$(TOOLS) $(GO) install github.com/terraform-linters/tflint@$(TFLINT_VERSION)
+
+$(TOOLS)/aws-lambda-rie:
+	GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: lint
 lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
@@ -108,6 +114,13 @@ lambda: ## build the notifier Lambda zips into $(LAMBDA_DIR) (bootstrap for linu
 	  mv "$$work/notifier.zip" "$$out/notifier_linux_$$arch.zip"; rm -rf "$$work"; \
 	  echo "$(LAMBDA_DIR)/notifier_linux_$$arch.zip $$(sha256sum "$$out/notifier_linux_$$arch.zip" | cut -c1-64)"; \
 	done
+
+# Cold starts run the emulator afresh each time; warm invokes share one.
+BENCH_NOTIFIER_FLAGS ?= -benchtime 20x
+
+.PHONY: bench-notifier
+bench-notifier: $(TOOLS)/aws-lambda-rie ## the notifier under AWS's Lambda runtime emulator: cold start and per-invoke time (REPORT lines)
+	$(GO) test -run '^$$' -bench 'Emulator' $(BENCH_NOTIFIER_FLAGS) ./cmd/notifier
 
 .PHONY: lambda-check
 lambda-check: ## build the Lambda zips twice from HEAD in two directories, the second with an empty Go build cache; require identical bytes

@@ -48,10 +48,13 @@ a local directory that the fleet's instances install from.`,
 		newPromoteCmd(),
 		newYankCmd(),
 		newResignCmd(),
+		newRollbackCmd(),
 		newPruneCmd(),
 		newVerifyCmd(),
+		newRepairCmd(),
 		newListCmd(),
 		newKeyCmd(),
+		newFleetCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }
