@@ -43,7 +43,7 @@ func (r Ref) matches(p Package) bool {
 // List returns every package in dist, all architectures and components,
 // sorted by name and newest version first.
 func (r *Repo) List(ctx context.Context, dist string) ([]Package, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true)
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 			return nil, fmt.Errorf("%s is not in %s", ref, from)
 		}
 	}
+	if err := r.checkSigner(ctx, to, true); err != nil {
+		return nil, err
+	}
 	var added []Package
 	err = r.update(ctx, to, true, func(st *state) (bool, error) {
 		added = added[:0]
@@ -96,6 +99,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 // stay until Prune finds no dist referring to them. A ref that is not in
 // the dist is an error and nothing changes.
 func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, error) {
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
 	var removed []Package
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
 		removed = removed[:0]
@@ -115,6 +121,29 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 	})
 	SortPackages(removed)
 	return removed, err
+}
+
+// Resign signs dist's current state again with a new Date and, when the dist
+// has a validity period (or Config.ValidFor gives one), a new Valid-Until:
+// the same packages, indexes, components, architectures, origin and label.
+// A scheduled job runs it so a dist that does not change stays valid. It
+// returns the Release committed.
+func (r *Repo) Resign(ctx context.Context, dist string) (*Release, error) {
+	if err := debian.CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
+		st.resign = true
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return false }, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.Release, nil
 }
 
 // PruneOptions says what Prune keeps.
@@ -208,6 +237,11 @@ func keepPick(st *state, opts PruneOptions) []Package {
 // everything it may refer to is kept.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
 	cfg := r.config()
+	if !opts.DryRun {
+		if err := r.checkSigner(ctx, "", false); err != nil {
+			return nil, err
+		}
+	}
 	dists, err := r.Dists(ctx)
 	if err != nil {
 		return nil, err
@@ -445,8 +479,9 @@ func unreadable(err error) bool {
 }
 
 // refsOfBroken adds to referenced every pool file any index stored under
-// a dist it cannot read may name. It fails when some index cannot be
-// parsed at all.
+// a dist it cannot read may name. It fails, so that the whole pool is
+// kept, when some index object cannot be decompressed, or when an index
+// the dist's InRelease lists (signature unchecked) is not among them.
 func (r *Repo) refsOfBroken(ctx context.Context, dist string, referenced map[string]bool) error {
 	var keys []string
 	err := r.Store.List(ctx, "dists/"+dist+"/", func(o Object) error {
@@ -458,20 +493,39 @@ func (r *Repo) refsOfBroken(ctx context.Context, dist string, referenced map[str
 	if err != nil {
 		return err
 	}
+	have := map[string]bool{} // sha256 of the index objects read
 	for _, key := range keys {
 		data, _, err := getAll(ctx, r.Store, key)
 		if err != nil {
 			return err
 		}
-		if plain, err := gunzipAll(data, 0); err == nil {
-			data = plain
-		} else if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) || bytes.HasPrefix(data, []byte{0xfd, '7', 'z'}) {
+		sum := sha256.Sum256(data)
+		have[hex.EncodeToString(sum[:])] = true
+		plain, err := gunzipAll(data, 0)
+		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
+		for _, line := range bytes.Split(plain, []byte("\n")) {
 			if v, ok := bytes.CutPrefix(line, []byte("Filename:")); ok {
 				referenced[string(bytes.TrimSpace(v))] = true
 			}
+		}
+	}
+	data, _, err := getAll(ctx, r.Store, inReleaseKey(dist))
+	if err != nil {
+		return err
+	}
+	text, _, _ := bytes.Cut(data, []byte("-----BEGIN PGP SIGNATURE-----"))
+	if _, after, ok := bytes.Cut(text, []byte("\n\n")); ok {
+		text = after
+	}
+	rel, err := ParseRelease(text)
+	if err != nil {
+		return fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	for _, f := range rel.Files {
+		if strings.HasSuffix(f.Path, ".gz") && !have[f.SHA256] {
+			return fmt.Errorf("%s lists %s with sha256 %s, which is nowhere", inReleaseKey(dist), f.Path, f.SHA256)
 		}
 	}
 	return nil
@@ -489,6 +543,8 @@ type VerifyReport struct {
 	Files    int      // pool files checked
 	Problems []string // make the repository unusable for some client
 	Warnings []string // stale derived files a later change rewrites
+	// Repairable: some problem is one Repair restores.
+	Repairable bool
 }
 
 // Verify checks every dist: the InRelease signature, every index listed
@@ -501,8 +557,14 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep := &VerifyReport{Dists: dists}
+	if len(dists) == 0 {
+		rep.Problems = append(rep.Problems, "no dist found (no dists/*/InRelease): is the repository address right?")
+		return rep, fmt.Errorf("%w: %s", ErrVerify, rep.Problems[0])
+	}
 	kr := r.keyring()
-	checked := map[string]string{} // pool key -> problem ("" when good)
+	// pool file, size and checksum -> problem ("" when good): each dist's
+	// claim about a file is checked, not just the first one read.
+	checked := map[string]string{}
 	for _, dist := range dists {
 		key := inReleaseKey(dist)
 		data, _, err := getAll(ctx, r.Store, key)
@@ -528,12 +590,16 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			bkey := byHashKey(dist, f.Path, f.SHA256)
 			b, _, err := getAll(ctx, r.Store, bkey)
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
-				continue
+			if err == nil && !matches(b, f) {
+				err = ErrCorrupt
 			}
-			if !matches(b, f) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, ErrCorrupt))
+			if err != nil {
+				problem := fmt.Sprintf("%s (%s): %v", bkey, f.Path, err)
+				if _, _, restored, rerr := readIndex(ctx, r.Store, dist, f); rerr == nil && restored {
+					problem += " (its plain-path copy matches: pkgbuild repair restores it)"
+					rep.Repairable = true
+				}
+				rep.Problems = append(rep.Problems, problem)
 				continue
 			}
 			if !strings.HasSuffix(f.Path, "/Packages.gz") {
@@ -557,10 +623,11 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			for _, p := range pkgs {
 				rep.Packages++
-				problem, ok := checked[p.Filename]
+				claim := fmt.Sprintf("%s %d %s", p.Filename, p.Size, p.SHA256)
+				problem, ok := checked[claim]
 				if !ok {
 					problem = r.verifyPool(ctx, p)
-					checked[p.Filename] = problem
+					checked[claim] = problem
 					rep.Files++
 				}
 				if problem != "" {
@@ -592,7 +659,9 @@ func (r *Repo) verifyDerived(ctx context.Context, rep *VerifyReport, base string
 	} else if sig, _, err := getAll(ctx, r.Store, base+"Release.gpg"); err != nil {
 		stale(base+"Release.gpg", err.Error())
 	} else if err := kr.VerifyDetached(relText, sig); err != nil {
-		stale(base+"Release.gpg", err.Error())
+		// Release is current and its signature is bad: a client that
+		// reads Release and Release.gpg (not InRelease) refuses the dist.
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v (Release matches InRelease)", base+"Release.gpg", err))
 	}
 	for _, f := range rel.Files {
 		if !stored(f.Path) {

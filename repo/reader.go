@@ -3,12 +3,11 @@ package repo
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -21,6 +20,11 @@ var (
 	ErrNoDist = errors.New("repo: no such dist")
 	// ErrCorrupt: an index does not match the checksum its Release lists.
 	ErrCorrupt = errors.New("repo: index does not match its checksum")
+	// ErrWrongDist: a dist's Release names another dist in its Suite or
+	// Codename (another dist's signed files copied over this one).
+	ErrWrongDist = errors.New("repo: Release is for another dist")
+	// ErrExpired: a dist's Release is past its Valid-Until.
+	ErrExpired = errors.New("repo: Release expired")
 )
 
 // Reader reads dists the way apt does: InRelease first, its signature
@@ -32,6 +36,8 @@ type Reader struct {
 	// Architecture selects the binary-<arch> indexes Index returns
 	// (Architecture: all entries are included too). Default "amd64".
 	Architecture string
+	// Now is the clock Valid-Until is checked against. Default time.Now.
+	Now func() time.Time
 }
 
 // Dist is a consistent view of one dist at one InRelease.
@@ -40,6 +46,10 @@ type Dist struct {
 	ETag     string // of InRelease
 	Release  *Release
 	Packages []Package // sorted by SortPackages
+	// Restored lists the indexes (paths relative to the dist) whose by-hash
+	// object was missing and that were read from their plain-path copy,
+	// which matched the checksum InRelease lists.
+	Restored []string
 }
 
 // Check is the cheap poll: one conditional GET of dists/<dist>/InRelease.
@@ -71,12 +81,33 @@ func (r *Reader) Index(ctx context.Context, dist string) ([]Package, error) {
 }
 
 // Dist reads dist: its verified Release and the packages of r.Architecture.
+// As apt does, it refuses a Release whose Suite or Codename is not dist
+// (ErrWrongDist) and one past its Valid-Until (ErrExpired), before fetching
+// any index.
 func (r *Reader) Dist(ctx context.Context, dist string) (*Dist, error) {
 	arch := r.Architecture
 	if arch == "" {
 		arch = "amd64"
 	}
-	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true)
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	accept := func(rel *Release) error { return CheckRelease(rel, dist, now()) }
+	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true, accept)
+}
+
+// CheckRelease reports whether rel may be trusted as dist's Release at now:
+// its Suite and Codename are dist, and its Valid-Until, if any, is not past.
+func CheckRelease(rel *Release, dist string, now time.Time) error {
+	if rel.Suite != dist || rel.Codename != dist {
+		return fmt.Errorf("%w: Suite %q and Codename %q, not %q", ErrWrongDist, rel.Suite, rel.Codename, dist)
+	}
+	if !rel.ValidUntil.IsZero() && now.After(rel.ValidUntil) {
+		return fmt.Errorf("%w: Valid-Until %s is past (Date %s)", ErrExpired,
+			rel.ValidUntil.UTC().Format(time.RFC3339), rel.Date.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func inReleaseKey(dist string) string { return "dists/" + dist + "/InRelease" }
@@ -103,7 +134,7 @@ func getAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
 // accepts. Entries listed under several architectures (Architecture: all)
 // are returned once, sorted by SortPackages if sorted is set, else in index
 // order.
-func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool) (*Dist, error) {
+func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool, accept func(*Release) error) (*Dist, error) {
 	if err := debian.CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
@@ -122,6 +153,11 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
 	}
+	if accept != nil {
+		if err := accept(rel); err != nil {
+			return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+		}
+	}
 	d := &Dist{Name: dist, ETag: o.ETag, Release: rel}
 	var seen map[pkgKey]bool // only needed with several indexes
 	for _, comp := range rel.Components {
@@ -134,9 +170,12 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			if !ok {
 				return nil, fmt.Errorf("%s: %w: %s not listed", inReleaseKey(dist), ErrCorrupt, path)
 			}
-			pkgs, err := readPackages(ctx, s, dist, comp, rel, rf)
+			pkgs, restored, err := readPackages(ctx, s, dist, comp, rel, rf)
 			if err != nil {
 				return nil, err
+			}
+			if restored {
+				d.Restored = append(d.Restored, rf.Path)
 			}
 			if d.Packages == nil {
 				d.Packages = pkgs
@@ -163,21 +202,38 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 }
 
 // readPackages fetches the index rf (Packages.gz) by hash, checks its
-// checksum and parses it.
-func readPackages(ctx context.Context, s Store, dist, comp string, rel *Release, rf ReleaseFile) ([]Package, error) {
-	key := byHashKey(dist, rf.Path, rf.SHA256)
-	data, _, err := getAll(ctx, s, key)
+// checksum and parses it. When the by-hash object is missing or damaged it
+// falls back, as apt does, to the plain-path copy, if that matches the
+// checksum; restored says so.
+func readPackages(ctx context.Context, s Store, dist, comp string, rel *Release, rf ReleaseFile) (pkgs []Package, restored bool, err error) {
+	data, key, restored, err := readIndex(ctx, s, dist, rf)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rf.SHA256 || int64(len(data)) != rf.Size {
-		return nil, fmt.Errorf("%s: %w", key, ErrCorrupt)
+		return nil, false, err
 	}
 	plainSize := int64(0)
 	if pf, ok := rel.File(strings.TrimSuffix(rf.Path, ".gz")); ok {
 		plainSize = pf.Size
 	}
-	return parseCompressed(key, data, comp, plainSize)
+	pkgs, err = parseCompressed(key, data, comp, plainSize)
+	return pkgs, restored, err
+}
+
+// readIndex returns the bytes of the index rf lists: its by-hash object,
+// else its plain-path copy when that one matches rf (restored).
+func readIndex(ctx context.Context, s Store, dist string, rf ReleaseFile) (data []byte, key string, restored bool, err error) {
+	key = byHashKey(dist, rf.Path, rf.SHA256)
+	data, _, err = getAll(ctx, s, key)
+	if err == nil && matches(data, rf) {
+		return data, key, false, nil
+	}
+	if err == nil {
+		err = ErrCorrupt
+	}
+	plain := "dists/" + dist + "/" + rf.Path
+	if pdata, _, perr := getAll(ctx, s, plain); perr == nil && matches(pdata, rf) {
+		return pdata, plain, true, nil
+	}
+	return nil, key, false, fmt.Errorf("read %s: %w (no copy with that checksum at %s either)", key, err, plain)
 }
 
 // gunzipAll decompresses data; size, when known, is the decompressed size
