@@ -96,6 +96,10 @@ type Repo struct {
 	Now func() time.Time
 	// Log receives retries and repairs. Default: discard.
 	Log *slog.Logger
+	// NewKey lets a change that creates a dist sign it with a key the
+	// repository does not trust yet, and adds that key to the trusted keys
+	// (publish --new-key). Default false.
+	NewKey bool
 	// AfterStep, when set, is called after each step of a change (the Step
 	// constants); tests use it to stop a publisher at a chosen point.
 	AfterStep func(step string)
@@ -575,6 +579,9 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 	}
 	if len(debs) == 0 {
 		return nil, errors.New("no .deb files given")
+	}
+	if err := r.checkSigner(ctx, dist, true); err != nil {
+		return nil, err
 	}
 	if err := parallel(len(debs), func(i int) error { return r.putPool(ctx, debs[i]) }); err != nil {
 		return nil, err
