@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
@@ -28,7 +29,7 @@ func TestPruneKeepsWhatTheFleetNeeds(t *testing.T) {
 	}
 	args := []string{"publish", "--repo", repoDir, "--dist", "production", "--key", key}
 	for _, v := range []string{"1.0-1", "2.0-1", "3.0-1", "4.0-1"} {
-		args = append(args, testDeb(t, dir, "hello", v))
+		args = append(args, debs.Write(t, dir, debs.Spec{Name: "hello", Version: v}))
 	}
 	if _, err := runCLI(t, args...); err != nil {
 		t.Fatal(err)
