@@ -2,8 +2,9 @@
 # aptfleet first-boot user-data: this instance installs its app from the
 # fleet's signed apt repository on S3 and starts the puller agent.
 # Rendered from userdata/user-data.sh.tftpl by Terraform (templatefile) or by
-# `pkgbuild userdata`; runs once, as root, under cloud-init. No secret is
-# written here: the Redis AUTH token and the Serf key are read from SSM.
+# `pkgbuild userdata`; runs once, as root, under cloud-init. On EC2 no secret
+# is written here: the Redis AUTH token and the Serf key are read from SSM
+# (hosts outside AWS may be given static keys and the Serf key inline).
 set -euo pipefail
 umask 022
 
@@ -21,6 +22,7 @@ AWS_KEY_SECRET=''
 REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
 REDIS_AUTH_PARAMETER='/aptfleet/hello/production/redis-auth'
 SERF_KEY_PARAMETER='/aptfleet/hello/production/serf-key'
+SERF_KEY=''
 SERF_JOIN_ASG='hello-production'
 SERF_BIND='0.0.0.0:7946'
 SERF_BIND=${SERF_BIND:-0.0.0.0:7946}
@@ -159,6 +161,9 @@ ssm_parameter() {
 if [ -n "$REDIS_AUTH_PARAMETER$SERF_KEY_PARAMETER" ]; then
 	step "read secrets from SSM"
 fi
+if [ -z "$SERF_KEY_PARAMETER$SERF_KEY" ]; then
+	log "WARNING: no gossip key (insecure_gossip): any host that reaches the Serf port can join this fleet"
+fi
 if [ -n "$REDIS_AUTH_PARAMETER" ]; then
 	value=$(ssm_parameter "$REDIS_AUTH_PARAMETER")
 	printf '%s\n' "$value" | put /etc/aptfleet/redis-password 0600
@@ -166,6 +171,9 @@ fi
 if [ -n "$SERF_KEY_PARAMETER" ]; then
 	value=$(ssm_parameter "$SERF_KEY_PARAMETER")
 	printf '%s\n' "$value" | put /etc/aptfleet/serf.key 0600
+fi
+if [ -n "$SERF_KEY" ]; then
+	printf '%s\n' "$SERF_KEY" | put /etc/aptfleet/serf.key 0600
 fi
 unset value
 
@@ -208,7 +216,7 @@ EOF
 	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
 	echo "serf:"
 	echo "  bind: \"$SERF_BIND\""
-	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
+	if [ -n "$SERF_KEY_PARAMETER$SERF_KEY" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
 	echo "  join:"
 	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi
 	for peer in "${JOIN[@]}"; do echo "    - \"$peer\""; done
