@@ -532,8 +532,14 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep := &VerifyReport{Dists: dists}
+	if len(dists) == 0 {
+		rep.Problems = append(rep.Problems, "no dist found (no dists/*/InRelease): is the repository address right?")
+		return rep, fmt.Errorf("%w: %s", ErrVerify, rep.Problems[0])
+	}
 	kr := r.keyring()
-	checked := map[string]string{} // pool key -> problem ("" when good)
+	// pool file, size and checksum -> problem ("" when good): each dist's
+	// claim about a file is checked, not just the first one read.
+	checked := map[string]string{}
 	for _, dist := range dists {
 		key := inReleaseKey(dist)
 		data, _, err := getAll(ctx, r.Store, key)
@@ -592,10 +598,11 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			for _, p := range pkgs {
 				rep.Packages++
-				problem, ok := checked[p.Filename]
+				claim := fmt.Sprintf("%s %d %s", p.Filename, p.Size, p.SHA256)
+				problem, ok := checked[claim]
 				if !ok {
 					problem = r.verifyPool(ctx, p)
-					checked[p.Filename] = problem
+					checked[claim] = problem
 					rep.Files++
 				}
 				if problem != "" {
@@ -627,7 +634,9 @@ func (r *Repo) verifyDerived(ctx context.Context, rep *VerifyReport, base string
 	} else if sig, _, err := getAll(ctx, r.Store, base+"Release.gpg"); err != nil {
 		stale(base+"Release.gpg", err.Error())
 	} else if err := kr.VerifyDetached(relText, sig); err != nil {
-		stale(base+"Release.gpg", err.Error())
+		// Release is current and its signature is bad: a client that
+		// reads Release and Release.gpg (not InRelease) refuses the dist.
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v (Release matches InRelease)", base+"Release.gpg", err))
 	}
 	for _, f := range rel.Files {
 		if !stored(f.Path) {
