@@ -10,7 +10,7 @@ export PATH  := $(TOOLS):$(PATH)
 # Debian packages the tests use. `make deps` installs the missing ones.
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
-                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time nftables
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0

@@ -2,9 +2,8 @@
 # aptfleet first-boot user-data: this instance installs its app from the
 # fleet's signed apt repository on S3 and starts the puller agent.
 # Rendered from userdata/user-data.sh.tftpl by Terraform (templatefile) or by
-# `pkgbuild userdata`; runs once, as root, under cloud-init. On EC2 no secret
-# is written here: the Redis AUTH token and the Serf key are read from SSM
-# (hosts outside AWS may be given static keys and the Serf key inline).
+# `pkgbuild userdata`; runs once, as root, under cloud-init. On EC2 no secret is
+# written here: the Redis AUTH token and the Serf key are read from SSM.
 set -euo pipefail
 umask 022
 
@@ -82,13 +81,30 @@ APT=(apt-get -y -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3
 
 step "install apt-transport-s3"
 missing=()
-for pkg in apt-transport-s3 python3 curl ca-certificates; do
+for pkg in apt-transport-s3 python3 curl ca-certificates nftables; do
 	if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" != installed ]; then missing+=("$pkg"); fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
 	retry "${APT[@]}" update --error-on=any
 	retry "${APT[@]}" install --no-install-recommends "${missing[@]}"
 fi
+
+step "restrict instance metadata to root"
+put /etc/systemd/system/aptfleet-imds.service 0644 <<'UNIT'
+[Unit]
+Description=aptfleet: IMDS for root only
+DefaultDependencies=no
+Before=network-pre.target
+Wants=network-pre.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft 'table inet aptfleet_imds; delete table inet aptfleet_imds; table inet aptfleet_imds { chain output { type filter hook output priority filter; ip daddr 169.254.169.254 meta skuid != 0 reject; ip6 daddr fd00:ec2::254 meta skuid != 0 reject; }; }'
+[Install]
+WantedBy=sysinit.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now aptfleet-imds.service
 
 step "write the repository keyring"
 install -d -m 0755 /etc/apt/keyrings /etc/aptfleet
@@ -160,9 +176,6 @@ ssm_parameter() {
 
 if [ -n "$REDIS_AUTH_PARAMETER$SERF_KEY_PARAMETER" ]; then
 	step "read secrets from SSM"
-fi
-if [ -z "$SERF_KEY_PARAMETER$SERF_KEY" ]; then
-	log "WARNING: no gossip key (insecure_gossip): any host that reaches the Serf port can join this fleet"
 fi
 if [ -n "$REDIS_AUTH_PARAMETER" ]; then
 	value=$(ssm_parameter "$REDIS_AUTH_PARAMETER")
