@@ -1,9 +1,7 @@
 #!/bin/bash
-# aptfleet first-boot user-data: this instance installs its app from the
-# fleet's signed apt repository on S3 and starts the puller agent.
-# Rendered from userdata/user-data.sh.tftpl by Terraform (templatefile) or by
-# `pkgbuild userdata`; runs once, as root, under cloud-init. On EC2 no secret is
-# written here: the Redis AUTH token and the Serf key are read from SSM.
+# aptfleet first-boot user-data (userdata/user-data.sh.tftpl), run once as root:
+# installs the app from the signed apt repo, starts the puller. On EC2
+# secrets come from SSM, never from here.
 set -euo pipefail
 umask 022
 
@@ -92,10 +90,9 @@ fi
 step "restrict instance metadata to root"
 put /etc/systemd/system/aptfleet-imds.service 0644 <<'UNIT'
 [Unit]
-Description=aptfleet: IMDS for root only
+Description=IMDS for root only (aptfleet)
 DefaultDependencies=no
 Before=network-pre.target
-Wants=network-pre.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
