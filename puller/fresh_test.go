@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
 	"github.com/aptfleet/aptfleet/puller/statedir"
 	"github.com/aptfleet/aptfleet/repo"
@@ -70,13 +72,13 @@ func replay(t *testing.T, store repo.Store) {
 	}
 	clock := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
 	r := &repo.Repo{Store: store, Signer: signer, Config: repo.DefaultConfig(), Now: func() time.Time { return clock }}
-	debs := map[string]string{}
+	built := map[string]string{}
 	publish := func(dist, version string) {
 		t.Helper()
-		if debs[version] == "" {
-			debs[version] = writeDeb(t, work, "hello", version)
+		if built[version] == "" {
+			built[version] = debs.Write(t, work, debs.Spec{Name: "hello", Version: version})
 		}
-		if _, err := r.Publish(ctx, dist, "main", []string{debs[version]}); err != nil {
+		if _, err := r.Publish(ctx, dist, "main", []string{built[version]}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,7 +103,7 @@ func replay(t *testing.T, store repo.Store) {
 		a, err := New(tb.cfg, "i-1", Deps{
 			Apps: []AppDeps{{Index: RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}, App: "hello", Dates: dates},
 				Installer: steps, Restarter: steps, Checker: steps}},
-			Lock: tb.sem, State: tb.state, Members: tb.members, Compare: repo.CompareVersions, Publisher: tb.events,
+			Lock: tb.sem, State: tb.state, Members: tb.members, Compare: debian.CompareVersions, Publisher: tb.events,
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		if err != nil {
