@@ -513,13 +513,13 @@ var ErrVerify = errors.New("repo: verification failed")
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Dists    []string
-	Packages int      // index entries checked
-	Files    int      // pool files checked
-	Problems []string // make the repository unusable for some client
-	Warnings []string // stale derived files a later change rewrites
+	Dists    []string `json:"dists"`
+	Packages int      `json:"packages"` // index entries checked
+	Files    int      `json:"files"`    // pool files checked
+	Problems []string `json:"problems"` // make the repository unusable for some client
+	Warnings []string `json:"warnings"` // stale derived files a later change rewrites
 	// Repairable: some problem is one Repair restores.
-	Repairable bool
+	Repairable bool `json:"repairable"`
 }
 
 // Verify checks every dist: the InRelease signature, every index listed
