@@ -10,7 +10,8 @@ export PATH  := $(TOOLS):$(PATH)
 # Debian packages the tests use. `make deps` installs the missing ones.
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
-                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time \
+                chromium prometheus
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
@@ -37,7 +38,7 @@ deps: ## install the Debian packages the tests need (as root), or print the comm
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
 	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$(echo $$missing)"; \
 	if [ "$$(id -u)" = 0 ]; then echo "deps: installing $$(echo $$missing)"; \
-	  systemctl mask --now redis-server.service haproxy.service >/dev/null 2>&1 || true; \
+	  systemctl mask --now redis-server.service haproxy.service prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true; \
 	  bash -c "$$cmd"; \
 	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
 
