@@ -63,7 +63,13 @@ lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
 .PHONY: test
 test: deps tools testroot lint ## the full test suite: installs what it needs, then runs every test
 	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-rules
 	$(MAKE) --no-print-directory test-firstboot
+
+.PHONY: test-rules
+test-rules: ## check and unit-test the Prometheus alert rules with promtool
+	promtool check rules deploy/prometheus/aptfleet.rules.yml
+	cd deploy/prometheus && promtool test rules aptfleet.rules.test.yml
 
 .PHONY: test-short
 test-short: ## the tests, without installing anything (missing tools skip)
