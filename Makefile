@@ -250,7 +250,7 @@ demo-repo: hello ## publish hello to a local signed repo (staging), promote it t
 
 .PHONY: trials-lock
 trials-lock: ## lock-safety trials against a real redis-server, with their counts
-	$(GO) test -count=1 -v -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep' ./puller/redislock
+	APTFLEET_LOCK_TRIALS=3 $(GO) test -count=1 -v -timeout 20m -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep|TestCapHoldsThroughFailover' ./puller/redislock
 
 .PHONY: bench-gossip
 bench-gossip: ## time from a deploy announce until all of 30 / 100 Serf members on loopback have it

@@ -41,7 +41,7 @@ func (r Ref) matches(p Package) bool {
 // List returns every package in dist, all architectures and components,
 // sorted by name and newest version first.
 func (r *Repo) List(ctx context.Context, dist string) ([]Package, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true)
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +119,32 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 	})
 	SortPackages(removed)
 	return removed, err
+}
+
+// Resign signs dist's current state again with a new Date and, when the dist
+// has a validity period (or Config.ValidFor gives one), a new Valid-Until:
+// the same packages, indexes, components, architectures, origin and label.
+// A scheduled job runs it so a dist that does not change stays valid. It
+// returns the Release committed.
+func (r *Repo) Resign(ctx context.Context, dist string) (*Release, error) {
+	if err := CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
+	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
+		st.resign = true
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return false }, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.Release, nil
 }
 
 // PruneOptions says what Prune keeps.

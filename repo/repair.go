@@ -137,7 +137,7 @@ func (r *Repo) repairDist(ctx context.Context, dist string, rep *RepairReport) e
 		}
 	}
 	// Pool files cannot be restored from anything in the repository.
-	d, err := readDist(ctx, r.Store, kr, dist, func(string) bool { return true }, true)
+	d, err := readDist(ctx, r.Store, kr, dist, func(string) bool { return true }, true, nil)
 	if err != nil {
 		return nil // already listed above
 	}

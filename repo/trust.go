@@ -169,7 +169,7 @@ func (r *Repo) DistInfos(ctx context.Context) ([]DistInfo, error) {
 	}
 	out := make([]DistInfo, 0, len(dists))
 	for _, name := range dists {
-		d, err := readDist(ctx, r.Store, r.keyring(), name, func(string) bool { return true }, false)
+		d, err := readDist(ctx, r.Store, r.keyring(), name, func(string) bool { return true }, false, nil)
 		if err != nil {
 			out = append(out, DistInfo{Name: name, Problem: err.Error()})
 			continue

@@ -74,6 +74,10 @@ func TestKeyPinning(t *testing.T) {
 					_, err := theirs.Rollback(ctx, "staging", "hello", "")
 					return err
 				},
+				"resign": func() error {
+					_, err := theirs.Resign(ctx, "staging")
+					return err
+				},
 				"repair": func() error {
 					_, err := theirs.Repair(ctx)
 					return err

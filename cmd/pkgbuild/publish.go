@@ -51,6 +51,7 @@ keys/trusted.gpg): a publish with another key is refused before any upload.
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	ann.register(cmd)
 	cmd.Flags().StringVar(&dist, "dist", "", "distribution to publish to: staging, production... (required)")
 	cmd.Flags().StringVar(&comp, "component", "main", "component")
