@@ -137,6 +137,9 @@ func startGossip(ctx context.Context, cfg puller.Config, host string, log *slog.
 		if gc.EncryptKey, err = gossip.ReadKeyFile(cfg.Serf.EncryptKeyFile); err != nil {
 			return nil, fmt.Errorf("serf.encrypt_key_file: %w", err)
 		}
+	} else {
+		log.Warn("gossip is not encrypted (no serf.encrypt_key_file): any host that reaches the Serf port can join, raise the live count the deploy slots are sized from, and announce deploys",
+			"bind", cfg.Serf.Bind)
 	}
 	names := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {
