@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/debian"
 )
 
 // TrustedKeysKey is the object holding the public keys the repository
@@ -185,7 +187,7 @@ func (r *Repo) DistInfos(ctx context.Context) ([]DistInfo, error) {
 // dist with packages is refused unless force is set; the signing key must
 // be one that signed it.
 func (r *Repo) DeleteDist(ctx context.Context, dist string, force bool) ([]string, error) {
-	if err := CheckDist(dist); err != nil {
+	if err := debian.CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
 	if err := r.checkSigner(ctx, dist, false); err != nil {

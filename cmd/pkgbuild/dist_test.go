@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 )
 
 // TestDistShowJSON: dist list and delete, show, list --long and the
@@ -26,9 +28,9 @@ func TestDistShowJSON(t *testing.T) {
 		}
 		return out
 	}
-	v1 := testDeb(t, dir, "hello", "1.0-1")
+	v1 := debs.Write(t, dir, debs.Spec{Name: "hello", Version: "1.0-1"})
 	must("publish", "--repo", repoDir, "--dist", "staging", "--key", key, "--origin", "Acme", "--label", "Acme apps", v1)
-	must("publish", "--repo", repoDir, "--dist", "scratch", "--key", key, testDeb(t, dir, "tmp", "1"))
+	must("publish", "--repo", repoDir, "--dist", "scratch", "--key", key, debs.Write(t, dir, debs.Spec{Name: "tmp", Version: "1"}))
 
 	var dists []struct {
 		Name     string `json:"name"`

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/repo"
 )
 
@@ -109,7 +110,7 @@ with every field. A version not in the dist exits 1.`,
 			var out []packageJSON
 			w := cmd.OutOrStdout()
 			for _, p := range pkgs {
-				if p.Name != refs[0].Name || repo.CompareVersions(p.Version, refs[0].Version) != 0 {
+				if p.Name != refs[0].Name || debian.CompareVersions(p.Version, refs[0].Version) != 0 {
 					continue
 				}
 				if !asJSON {
