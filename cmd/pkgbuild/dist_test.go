@@ -61,7 +61,7 @@ func TestDistShowJSON(t *testing.T) {
 	if out := must("show", "--repo", repoDir, "--dist", "staging", "--keyring", pub, "hello=1.0-1"); !strings.HasPrefix(out, "Package: hello\n") || !strings.Contains(out, "\nFilename: pool/main/h/hello/hello_1.0-1_amd64.deb\n") {
 		t.Errorf("show: %q", out)
 	}
-	if err := json.Unmarshal([]byte(must("show", "--repo", repoDir, "--dist", "staging", "--keyring", pub, "--json", "hello=1.0-1")), &pkgs); err != nil || len(pkgs) != 1 || pkgs[0].Fields["Maintainer"] != "tests <tests@aptfleet.invalid>" {
+	if err := json.Unmarshal([]byte(must("show", "--repo", repoDir, "--dist", "staging", "--keyring", pub, "--json", "hello=1.0-1")), &pkgs); err != nil || len(pkgs) != 1 || pkgs[0].Fields["Maintainer"] != "aptfleet tests <tests@aptfleet.invalid>" {
 		t.Errorf("show --json: %+v %v", pkgs, err)
 	}
 	if _, err := runCLI(t, "show", "--repo", repoDir, "--dist", "staging", "--keyring", pub, "hello=9"); err == nil || err.Error() != "show: hello=9 is not in staging" {
