@@ -18,7 +18,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Installer = (*Installer)(nil)
 
 // Runner runs one program with extra environment variables (appended to the
 // inherited environment) and returns its combined output. A non-zero exit is

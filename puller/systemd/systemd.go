@@ -17,7 +17,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Restarter = (*Restarter)(nil)
 
 // Runner runs one program and returns its combined output; a non-zero exit
 // is an error returned with the output.
