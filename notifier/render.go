@@ -295,6 +295,10 @@ func (r renderer) alarm(a *Alarm) card {
 
 func (r renderer) deploy(d *event.Deploy) card {
 	app, env, version, host := orDash(d.App), orDash(d.Env), orDash(d.Version), orDash(d.Host)
+	actor := d.Actor
+	if actor == "" {
+		actor = "an unnamed operator"
+	}
 	var c card
 	var summary string
 	switch d.Kind {
@@ -322,6 +326,40 @@ func (r renderer) deploy(d *event.Deploy) card {
 			":octagonal_sign: *Version %s is marked broken for %s/%s.* No other host will install it. "+
 				"Publish a fixed version, or yank this one; hosts already on it stay there until then.",
 			esc(version), esc(app), esc(env))))
+	case event.RolloutStarted:
+		c.title, c.color = ":rocket: Rollout of "+app+" "+version+" ("+env+") started", colorInfo
+		summary = fmt.Sprintf("Rollout of %s %s to %s started on %s", app, version, env, host)
+	case event.RolloutDone:
+		c.title, c.color = ":white_check_mark: Rollout of "+app+" "+version+" ("+env+") done", colorGood
+		summary = fmt.Sprintf("Rollout of %s %s to %s done", app, version, env)
+	case event.Paused:
+		c.title, c.color = ":double_vertical_bar: "+app+" ("+env+") paused by "+actor, colorWarning
+		summary = fmt.Sprintf("%s (%s) paused by %s: no host starts a deploy until resumed", app, env, actor)
+	case event.Resumed:
+		c.title, c.color = ":arrow_forward: "+app+" ("+env+") resumed by "+actor, colorInfo
+		summary = fmt.Sprintf("%s (%s) resumed by %s", app, env, actor)
+	case event.Unbroken:
+		c.title, c.color = ":adhesive_bandage: "+app+" "+version+" ("+env+") unmarked broken by "+actor, colorWarning
+		summary = fmt.Sprintf("%s %s (%s) is no longer marked broken (by %s): its rollout runs again", app, version, env, actor)
+	case event.Forgotten:
+		c.title, c.color = ":wastebasket: "+app+" ("+env+") forgot host "+host, colorNeutral
+		summary = fmt.Sprintf("%s (%s): host %s forgotten by %s", app, env, host, actor)
+	case event.Promoted:
+		from := ""
+		if d.From != "" {
+			from = " from " + d.From
+		}
+		c.title, c.color = ":arrow_up: "+app+" "+version+" promoted to "+env+from, colorInfo
+		summary = fmt.Sprintf("%s %s promoted to %s%s by %s", app, version, env, from, actor)
+	case event.Yanked:
+		c.title, c.color = ":heavy_minus_sign: "+app+" "+version+" yanked from "+env, colorWarning
+		summary = fmt.Sprintf("%s %s yanked from %s by %s", app, version, env, actor)
+	case event.Rollback:
+		c.title, c.color = ":rewind: ROLLBACK: "+app+" ("+env+") back to "+version, colorWarning
+		summary = fmt.Sprintf("%s (%s) rolled back to %s by %s", app, env, version, actor)
+		if d.Removed != "" {
+			summary += " (removed " + d.Removed + ")"
+		}
 	default:
 		kind := string(d.Kind)
 		if kind == "" {
@@ -341,6 +379,9 @@ func (r renderer) deploy(d *event.Deploy) card {
 	fields = appendField(fields, "Version", esc(d.Version))
 	fields = appendField(fields, "Previous", esc(d.Previous))
 	fields = appendField(fields, "Host", esc(d.Host))
+	fields = appendField(fields, "Actor", esc(d.Actor))
+	fields = appendField(fields, "From", esc(d.From))
+	fields = appendField(fields, "Removed", esc(d.Removed))
 	if d.Total > 0 || d.Done > 0 || d.Failed > 0 {
 		p := fmt.Sprintf("%d of %d done", d.Done, d.Total)
 		if d.Total <= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -54,6 +55,10 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// LogFormat is "text" or "json". Default "text".
 	LogFormat string `yaml:"log_format"`
+	// StateDir holds the host's own state files (puller/statedir), such as
+	// the newest index Date accepted per app and dist. Must be absolute.
+	// Default "/var/lib/aptfleet".
+	StateDir string `yaml:"state_dir"`
 }
 
 // App is one application deployed on this host.
@@ -198,6 +203,7 @@ func DefaultConfig() Config {
 		},
 		Serf:      Serf{Bind: "0.0.0.0:7946"},
 		LogFormat: "text",
+		StateDir:  "/var/lib/aptfleet",
 	}
 }
 
@@ -300,6 +306,9 @@ func (c Config) Validate() error {
 	}
 	if c.Redis.Password != "" && c.Redis.PasswordFile != "" {
 		return bad("redis: password and password_file are both set")
+	}
+	if !filepath.IsAbs(c.StateDir) {
+		return bad("state_dir: %q is not an absolute path", c.StateDir)
 	}
 	switch c.LogFormat {
 	case "text", "json":

@@ -19,7 +19,8 @@ func TestParseConfigFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.HostID != "i-0123456789abcdef0" || cfg.Fraction != 0.34 || cfg.Jitter != 45*time.Second ||
-		cfg.LockPoll != 500*time.Millisecond || cfg.Redis.Prefix != "af:" || !cfg.Redis.TLS {
+		cfg.LockPoll != 500*time.Millisecond || cfg.Redis.Prefix != "af:" || !cfg.Redis.TLS ||
+		cfg.StateDir != "/srv/aptfleet/state" {
 		t.Errorf("top-level fields not decoded: %+v", cfg)
 	}
 	a := cfg.Apps[0]
@@ -38,7 +39,7 @@ func TestParseConfigDefaults(t *testing.T) {
 	want := DefaultConfig()
 	if cfg.Fraction != want.Fraction || cfg.Schedule != want.Schedule || cfg.Redis.Addr != want.Redis.Addr ||
 		cfg.Serf.Bind != want.Serf.Bind || cfg.LockTTL != want.LockTTL || cfg.Apps[0].Dist != "staging" ||
-		cfg.Apps[0].Drain.Strategy != "none" {
+		cfg.Apps[0].Drain.Strategy != "none" || cfg.StateDir != "/var/lib/aptfleet" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
 }
@@ -66,6 +67,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"haproxy without backend", "apps: [{name: hello, env: s, repo: 's3://bucket/p', drain: {strategy: haproxy}}]\n", "backend"},
 		{"two passwords", app + "redis: {password: a, password_file: /x}\n", "both set"},
 		{"bad log format", app + "log_format: xml\n", "log_format"},
+		{"relative state dir", app + "state_dir: var/lib/aptfleet\n", "state_dir: \"var/lib/aptfleet\" is not an absolute path"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

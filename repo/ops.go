@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -117,10 +118,16 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 // PruneOptions says what Prune keeps.
 type PruneOptions struct {
 	// Keep is how many versions of each package each dist keeps, newest
-	// first. Zero keeps every version (only unreferenced files go).
+	// first; the version before the newest (the rollback target) is kept
+	// too. Zero keeps every version (only unreferenced files go).
 	Keep int
-	// Grace protects unreferenced pool files and by-hash indexes younger
-	// than this (a publish in flight, a client holding an older Release).
+	// InUse lists, per dist, versions that must stay whatever their rank
+	// (the versions live hosts run).
+	InUse map[string][]Ref
+	// Grace is how long an object must have been seen unreferenced before
+	// it is deleted (a client holding an older Release, a host that has
+	// not downloaded yet). Files this run itself dereferenced always wait
+	// for a later run.
 	Grace time.Duration
 	// DryRun reports what would go and changes nothing.
 	DryRun bool
@@ -130,8 +137,11 @@ type PruneOptions struct {
 type PruneReport struct {
 	Removed []string // "dist: name version arch" index entries
 	Deleted []string // object keys
-	Kept    []string // unreferenced objects still inside the grace period
+	Kept    []string // unreferenced objects kept: inside the grace period, held by a change, or just dereferenced
 	Dists   []string
+	// Skipped lists the dists that could not be read ("dist: why"); every
+	// object they may reference was kept.
+	Skipped []string
 }
 
 // Dists lists the repository's dists (those with an InRelease).
@@ -150,65 +160,87 @@ func (r *Repo) Dists(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Prune drops all but the newest opts.Keep versions of each package from
-// every dist, then deletes pool files no dist refers to and by-hash indexes
-// no current Release lists, once they are older than opts.Grace. Files that
-// this run itself dereferenced are kept for the next run, so the grace
-// period also covers clients that read the previous Release.
+// keepPick removes from st the entries retention does not keep and returns
+// them.
+func keepPick(st *state, opts PruneOptions) []Package {
+	if opts.Keep <= 0 {
+		return nil
+	}
+	keep := max(opts.Keep, 2) // the newest Keep, and the rollback target
+	groups := map[[2]string][]string{}
+	for _, p := range st.pkgs {
+		g := [2]string{p.Component, p.Name}
+		if !slices.Contains(groups[g], p.Version) {
+			groups[g] = append(groups[g], p.Version)
+		}
+	}
+	var drop []Package
+	for k, p := range st.pkgs {
+		vs := groups[[2]string{p.Component, p.Name}]
+		newer := 0
+		for _, v := range vs {
+			if CompareVersions(v, p.Version) > 0 {
+				newer++
+			}
+		}
+		if newer < keep {
+			continue
+		}
+		if slices.ContainsFunc(opts.InUse[st.dist], func(ref Ref) bool { return ref.matches(p) }) {
+			continue
+		}
+		drop = append(drop, p)
+		st.del(k)
+	}
+	return drop
+}
+
+// Prune drops from every dist what retention does not keep (all but the
+// newest opts.Keep versions of each package, the rollback target, and the
+// versions in opts.InUse), then deletes pool files no dist refers to and
+// by-hash indexes no current Release lists, once they have been seen
+// unreferenced for opts.Grace. It follows the retention protocol
+// (docs/architecture.md): an object a change has held is never deleted,
+// and a change never commits a reference to an object being deleted. A
+// dist that cannot be read is skipped with its reason in the report, and
+// everything it may refer to is kept.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
+	cfg := r.config()
 	dists, err := r.Dists(ctx)
 	if err != nil {
 		return nil, err
 	}
 	rep := &PruneReport{Dists: dists}
 	justDropped := map[string]bool{}
-	referenced := map[string]bool{}
+	broken := map[string]error{}
 	for _, dist := range dists {
 		var drop []Package
-		pick := func(st *state) {
-			drop = drop[:0]
-			groups := map[[2]string][]string{}
-			for _, p := range st.pkgs {
-				g := [2]string{p.Component, p.Name}
-				if !slices.Contains(groups[g], p.Version) {
-					groups[g] = append(groups[g], p.Version)
-				}
-			}
-			for k, p := range st.pkgs {
-				vs := groups[[2]string{p.Component, p.Name}]
-				newer := 0
-				for _, v := range vs {
-					if CompareVersions(v, p.Version) > 0 {
-						newer++
-					}
-				}
-				if opts.Keep > 0 && newer >= opts.Keep {
-					drop = append(drop, p)
-					st.del(k)
-				}
-			}
-		}
+		var prev *Release
 		if opts.DryRun || opts.Keep == 0 {
 			st, err := r.load(ctx, dist)
 			if err != nil {
-				return nil, err
+				broken[dist] = err
+				continue
 			}
-			pick(st)
+			drop = keepPick(st, opts)
 		} else {
-			var prev *Release
 			err := r.update(ctx, dist, false, func(st *state) (bool, error) {
 				prev = st.release
-				pick(st)
+				drop = keepPick(st, opts)
 				return len(drop) > 0, nil
 			})
 			if err != nil {
+				if unreadable(err) {
+					broken[dist] = err
+					continue
+				}
 				return nil, err
 			}
-			if len(drop) > 0 && prev != nil {
-				for _, f := range prev.Files {
-					for _, k := range f.byHashKeys(dist) {
-						justDropped[k] = true
-					}
+		}
+		if len(drop) > 0 && prev != nil {
+			for _, f := range prev.Files {
+				for _, k := range f.byHashKeys(dist) {
+					justDropped[k] = true
 				}
 			}
 		}
@@ -217,13 +249,42 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			rep.Removed = append(rep.Removed, dist+": "+p.String())
 			justDropped[p.Filename] = true
 		}
-		// What the dist refers to now (or would, after a dry run).
+	}
+
+	// Every object prune may delete, listed before the dists are read:
+	// what is stored after the listing is not a candidate.
+	objects := map[string]Object{}
+	for _, prefix := range []string{"pool/", "dists/"} {
+		err := r.Store.List(ctx, prefix, func(o Object) error {
+			if prefix == "pool/" || strings.Contains(o.Key, "/by-hash/") {
+				objects[o.Key] = o
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+	}
+
+	// What the dists refer to now (or would, after a dry run), read after
+	// readAt.
+	readAt := r.now()
+	referenced := map[string]bool{}
+	protect := map[string]bool{} // prefixes kept whole: "dists/<broken>/", "pool/"
+	for _, dist := range dists {
+		if broken[dist] != nil {
+			continue
+		}
 		st, err := r.load(ctx, dist)
 		if err != nil {
-			return nil, err
+			if !unreadable(err) {
+				return nil, err
+			}
+			broken[dist] = err
+			continue
 		}
 		if opts.DryRun {
-			pick(st)
+			keepPick(st, opts)
 		}
 		for _, p := range st.pkgs {
 			referenced[p.Filename] = true
@@ -234,34 +295,187 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			}
 		}
 	}
-	cutoff := r.now().Add(-opts.Grace)
+	for _, dist := range sortedKeys(broken) {
+		err := broken[dist]
+		rep.Skipped = append(rep.Skipped, dist+": "+oneLine(err))
+		r.log().Warn("prune skips a dist it cannot read and keeps everything it may refer to", "dist", dist, "err", oneLine(err))
+		protect["dists/"+dist+"/"] = true
+		if err := r.refsOfBroken(ctx, dist, referenced); err != nil {
+			r.log().Warn("cannot tell which pool files a broken dist refers to; keeping the whole pool", "dist", dist, "err", err)
+			protect["pool/"] = true
+		}
+	}
+	protected := func(key string) bool {
+		for p := range protect {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
+	}
+
+	m, _, err := readMarks(ctx, r.Store)
+	if err != nil {
+		return nil, err
+	}
+	l, _, err := readLedger(ctx, r.Store)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]time.Time{} // unreferenced -> first seen so
+	var candidates []string
+	for _, key := range sortedKeys(objects) {
+		if referenced[key] || protected(key) {
+			continue
+		}
+		first, ok := m.Unreferenced[key]
+		if !ok || first.After(readAt) {
+			first = readAt
+		}
+		if h, ok := l.Holds[key]; ok && h.After(first) {
+			first = h // held since: maybe referenced in between
+		}
+		seen[key] = first
+		if justDropped[key] || readAt.Sub(first) < opts.Grace || liveHold(l, key, readAt, cfg.Window) {
+			rep.Kept = append(rep.Kept, key)
+			continue
+		}
+		candidates = append(candidates, key)
+	}
+	if opts.DryRun {
+		rep.Deleted = candidates
+		return rep, nil
+	}
+
+	// Claim the candidates no change holds, in one conditional write of
+	// the ledger; a change that held one meanwhile makes the write fail,
+	// and the next try sees its hold.
 	var victims []string
-	for _, prefix := range []string{"pool/", "dists/"} {
-		err := r.Store.List(ctx, prefix, func(o Object) error {
-			if prefix == "dists/" && !strings.Contains(o.Key, "/by-hash/") || referenced[o.Key] {
-				return nil
+	var claimedAt time.Time
+	tooSlow := false
+	err = r.editLedger(ctx, func(l *ledger, now time.Time) (bool, error) {
+		victims = victims[:0]
+		if now.Sub(readAt) >= cfg.Window {
+			tooSlow = true
+			return false, nil
+		}
+		for _, key := range candidates {
+			if liveHold(l, key, readAt, cfg.Window) {
+				continue
 			}
-			if justDropped[o.Key] || o.Modified.After(cutoff) {
-				rep.Kept = append(rep.Kept, o.Key)
-				return nil
+			victims = append(victims, key)
+			l.Claims[key] = now
+		}
+		claimedAt = now
+		return len(victims) > 0, nil
+	})
+	if err != nil {
+		return rep, fmt.Errorf("claim: %w", err)
+	}
+	if tooSlow {
+		r.log().Warn("prune read the dists too long before it could claim; nothing deleted this run", "window", cfg.Window)
+		victims = nil
+	}
+	for _, key := range candidates {
+		if !slices.Contains(victims, key) {
+			rep.Kept = append(rep.Kept, key)
+		}
+	}
+	r.step(StepClaim)
+
+	// Delete within the window of the claim; what is left waits for the
+	// next run.
+	var deleted []string
+	var delErr error
+	for _, key := range victims {
+		if r.now().Sub(claimedAt) >= cfg.Window {
+			r.log().Warn("prune's deletion window ran out; the rest waits for the next run", "left", len(victims)-len(deleted))
+			break
+		}
+		if err := r.Store.Delete(ctx, key); err != nil {
+			delErr = fmt.Errorf("delete %s: %w", key, err)
+			break
+		}
+		deleted = append(deleted, key)
+		delete(seen, key)
+	}
+	rep.Deleted = deleted
+	if len(victims) > 0 {
+		// Release the claims, recording the deletions, so waiting changes
+		// go on now rather than when the claims expire.
+		err := r.editLedger(context.WithoutCancel(ctx), func(l *ledger, now time.Time) (bool, error) {
+			for _, key := range victims {
+				if c, ok := l.Claims[key]; ok && !c.Before(claimedAt) {
+					delete(l.Claims, key)
+				}
 			}
-			victims = append(victims, o.Key)
-			return nil
+			for _, key := range deleted {
+				l.Deleted[key] = now
+			}
+			return true, nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", prefix, err)
+			r.log().Warn("could not release prune's claims; they expire by themselves", "err", err)
 		}
 	}
-	for _, key := range victims {
-		if !opts.DryRun {
-			if err := r.Store.Delete(ctx, key); err != nil {
-				return rep, fmt.Errorf("delete %s: %w", key, err)
+	if err := r.writeMarks(ctx, seen); err != nil && delErr == nil {
+		delErr = err
+	}
+	return rep, delErr
+}
+
+// StepClaim: prune has claimed what it will delete (reported to AfterStep).
+const StepClaim = "claim"
+
+// liveHold reports whether a change may still commit a reference to key
+// after a read of the dists that started at readAt.
+func liveHold(l *ledger, key string, readAt time.Time, window time.Duration) bool {
+	h, ok := l.Holds[key]
+	return ok && readAt.Sub(h) < 3*window
+}
+
+// unreadable reports whether a dist that failed to load with err is to be
+// skipped (bad signature, malformed or missing index, a failing read)
+// rather than end the prune (cancelled, out of time). Skipping is the safe
+// side: everything the dist may refer to is kept.
+func unreadable(err error) bool {
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// refsOfBroken adds to referenced every pool file any index stored under
+// a dist it cannot read may name. It fails when some index cannot be
+// parsed at all.
+func (r *Repo) refsOfBroken(ctx context.Context, dist string, referenced map[string]bool) error {
+	var keys []string
+	err := r.Store.List(ctx, "dists/"+dist+"/", func(o Object) error {
+		if strings.Contains(o.Key, "/by-hash/") || strings.Contains(path.Base(o.Key), "Packages") {
+			keys = append(keys, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, key := range keys {
+		data, _, err := getAll(ctx, r.Store, key)
+		if err != nil {
+			return err
+		}
+		if plain, err := gunzipAll(data, 0); err == nil {
+			data = plain
+		} else if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) || bytes.HasPrefix(data, []byte{0xfd, '7', 'z'}) {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if v, ok := bytes.CutPrefix(line, []byte("Filename:")); ok {
+				referenced[string(bytes.TrimSpace(v))] = true
 			}
 		}
-		rep.Deleted = append(rep.Deleted, key)
 	}
-	return rep, nil
+	return nil
 }
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // ErrVerify is returned by Verify when it found problems.
 var ErrVerify = errors.New("repo: verification failed")

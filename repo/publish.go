@@ -66,13 +66,20 @@ type Config struct {
 	// Defaults 20ms and 1s.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
+	// Window bounds the retention protocol's two races (docs/architecture.md,
+	// "Retention protocol"): a change commits within Window of holding the
+	// objects it newly references, or holds them again; a pruner deletes
+	// within Window of claiming an object. Each side treats the other's
+	// entries as live for 3 x Window, which also absorbs clock skew between
+	// machines of up to Window. Default 2m.
+	Window time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
 		Origin: "aptfleet", Label: "aptfleet", Architectures: []string{"amd64"}, Component: "main",
-		Attempts: 50, Backoff: 20 * time.Millisecond, MaxBackoff: time.Second,
+		Attempts: 50, Backoff: 20 * time.Millisecond, MaxBackoff: time.Second, Window: 2 * time.Minute,
 	}
 }
 
@@ -144,6 +151,9 @@ func (r *Repo) config() Config {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = d.MaxBackoff
 	}
+	if c.Window <= 0 {
+		c.Window = d.Window
+	}
 	return c
 }
 
@@ -155,6 +165,12 @@ type state struct {
 	pkgs    map[pkgKey]Package
 	order   []pkgKey // index order; new entries go last
 	deleted bool     // a key may have been deleted and added again
+	// newPool lists the pool files of entries added by this change: the
+	// commit holds them (see hold) and ensure checks they exist.
+	newPool []string
+	// ensure makes sure the pool files keys exist after they were held;
+	// gone are those a pruner may have deleted. Default: check each exists.
+	ensure func(ctx context.Context, keys []string, gone map[string]bool) error
 }
 
 // del removes the entry with key k.
@@ -169,6 +185,7 @@ func (s *state) add(p Package) {
 		s.order = append(s.order, p.key())
 	}
 	s.pkgs[p.key()] = p
+	s.newPool = append(s.newPool, p.Filename)
 }
 
 // ordered returns the packages in index order: the order they were read
@@ -202,6 +219,7 @@ func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
 	for _, p := range d.Packages {
 		st.add(p)
 	}
+	st.newPool = nil
 	return st, nil
 }
 
@@ -230,6 +248,11 @@ func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) 
 			return err
 		}
 		err = r.commit(ctx, st, cfg)
+		if errors.Is(err, errStaleHold) {
+			r.log().Info("the commit came too long after the hold; holding again", "dist", dist)
+			attempt--
+			continue
+		}
 		if !errors.Is(err, ErrPrecondition) {
 			return err
 		}
@@ -287,6 +310,11 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 			files = append(files, fs...)
 		}
 	}
+	// The objects this commit references that the dist did not: the new
+	// indexes and the added entries' pool files. They are held before the
+	// indexes go up, so no prune deletes them before the commit.
+	var upload []indexFile
+	var newKeys []string
 	for _, f := range files {
 		rel.Files = append(rel.Files, f.rf)
 		if f.data == nil {
@@ -297,6 +325,28 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 				continue // unchanged: its by-hash object is already there
 			}
 		}
+		upload = append(upload, f)
+		newKeys = append(newKeys, f.rf.byHashKeys(st.dist)...)
+	}
+	newKeys = append(newKeys, st.newPool...)
+	gone, heldAt, err := r.hold(ctx, newKeys)
+	if err != nil {
+		return err
+	}
+	if len(st.newPool) > 0 {
+		goneSet := map[string]bool{}
+		for _, k := range gone {
+			goneSet[k] = true
+		}
+		ensure := st.ensure
+		if ensure == nil {
+			ensure = r.ensureExist
+		}
+		if err := ensure(ctx, st.newPool, goneSet); err != nil {
+			return err
+		}
+	}
+	for _, f := range upload {
 		for _, key := range f.rf.byHashKeys(st.dist) {
 			if _, err := r.Store.Put(ctx, key, bytes.NewReader(f.data), int64(len(f.data)), PutOptions{ContentType: contentType(f.path)}); err != nil {
 				return fmt.Errorf("upload %s: %w", key, err)
@@ -309,6 +359,9 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	inRelease, detached, err := r.Signer.Sign(release)
 	if err != nil {
 		return err
+	}
+	if r.now().Sub(heldAt) >= cfg.Window {
+		return errStaleHold
 	}
 	key := inReleaseKey(st.dist)
 	opts := PutOptions{IfMatch: st.etag, IfNoneMatch: st.etag == "", ContentType: "text/plain"}
@@ -323,6 +376,23 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 		r.log().Warn("committed, but the derived files were not all written; the next change rewrites them", "dist", st.dist, "err", err)
 	}
 	return nil
+}
+
+// errStaleHold: the commit would come more than Config.Window after the
+// hold; the change holds again.
+var errStaleHold = errors.New("repo: hold expired before the commit")
+
+// ensureExist checks that every pool file in keys exists.
+func (r *Repo) ensureExist(ctx context.Context, keys []string, _ map[string]bool) error {
+	return parallel(len(keys), func(i int) error {
+		if _, err := r.Store.Head(ctx, keys[i]); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("%w: pool file %s is gone (pruned after its dist dropped it)", ErrNotFound, keys[i])
+			}
+			return fmt.Errorf("check %s: %w", keys[i], err)
+		}
+		return nil
+	})
 }
 
 func contentType(path string) string {
@@ -486,8 +556,27 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 		return nil, err
 	}
 	r.step(StepPool)
+	pooled := r.now()
+	byKey := map[string]localDeb{}
+	for _, d := range debs {
+		byKey[d.key] = d
+	}
+	// After the hold, store again what a pruner may have deleted since the
+	// pool step: what the ledger says, or everything when the pool step is
+	// older than the ledger's memory of deletions.
+	ensure := func(ctx context.Context, keys []string, gone map[string]bool) error {
+		stale := r.now().Sub(pooled) >= r.config().Window
+		return parallel(len(keys), func(i int) error {
+			d, ok := byKey[keys[i]]
+			if !ok || !gone[keys[i]] && !stale {
+				return nil
+			}
+			return r.putPool(ctx, d)
+		})
+	}
 	var added []Package
 	err := r.update(ctx, dist, true, func(st *state) (bool, error) {
+		st.ensure = ensure
 		added = added[:0]
 		for _, d := range debs {
 			p := newPackage(component, d.key, d.deb)

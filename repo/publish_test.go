@@ -121,6 +121,14 @@ func TestPublishPromoteYankPrune(t *testing.T) {
 	}
 	f.verify()
 
+	// Retention keeps the newest --keep versions and the rollback target
+	// (the one before the newest): with 2.0-1 published, 1.0-1 goes.
+	f.publish("staging", f.deb("hello", "2.0-1"))
+	// Later than any change's hold on what it referenced (3 x Window).
+	clk := &clock{}
+	f.repo.Now = clk.Now
+	clk.advance(time.Hour)
+
 	// A dry run reports and changes nothing.
 	snap := treeHash(t, f.root)
 	dry, err := f.repo.Prune(ctx, repo.PruneOptions{Keep: 1, DryRun: true})
@@ -149,9 +157,9 @@ func TestPublishPromoteYankPrune(t *testing.T) {
 	if !contains(rep.Deleted, "pool/main/h/hello/hello_1.0-1_amd64.deb") {
 		t.Errorf("second prune deleted %q", rep.Deleted)
 	}
-	eq(t, "staging after prune", f.list("staging"), []string{"hello 1.9-1 amd64", "libfoo1 2:0.9~rc1-1 amd64"})
+	eq(t, "staging after prune", f.list("staging"), []string{"hello 2.0-1 amd64", "hello 1.9-1 amd64", "libfoo1 2:0.9~rc1-1 amd64"})
 	vr := f.verify()
-	if len(vr.Warnings) != 0 || vr.Packages != 3 {
+	if len(vr.Warnings) != 0 || vr.Packages != 4 {
 		t.Errorf("verify after prune: %+v", vr)
 	}
 	// Grace: a fresh unreferenced file survives a prune with a grace period.

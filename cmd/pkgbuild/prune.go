@@ -20,10 +20,15 @@ func newPruneCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune --repo URL --keep N",
 		Short: "Keep the newest N versions per package per dist; delete unreferenced files",
-		Long: `prune drops all but the newest N versions of each package from every dist,
-then deletes pool files no dist refers to and by-hash indexes no current
-Release lists, once they are older than --grace. Files this run itself
-dereferenced wait for the next run. This is the only command that lists the
+		Long: `prune drops all but the newest N versions of each package from every dist
+(the version before the newest, the rollback target, always stays), then
+deletes pool files no dist refers to and by-hash indexes no current Release
+lists, once prune has seen them unreferenced for --grace. Files this run itself
+dereferenced wait for the next run, and so do files a publish, promote or yank
+referenced in the last few minutes (the retention protocol in
+docs/architecture.md), so prune is safe to run at any time, beside any number
+of other commands. A dist that cannot be read is skipped with a warning and
+everything it may refer to is kept. This is the only command that lists the
 bucket.`,
 		Example: `  pkgbuild prune --repo s3://my-bucket/apt --keep 10 --dry-run
   pkgbuild prune --repo ./repo --keep 3 --grace 0`,
@@ -49,7 +54,10 @@ bucket.`,
 				for _, s := range rep.Deleted {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", verb, s)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%d dists, %d index entries, %d files %s, %d unreferenced files kept (grace period or just dereferenced)\n",
+				for _, s := range rep.Skipped {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: skipped dist %s; kept everything it may refer to\n", s)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%d dists, %d index entries, %d files %s, %d unreferenced files kept (inside the grace period, just dereferenced, or held by a change in the last few minutes)\n",
 					len(rep.Dists), len(rep.Removed), len(rep.Deleted), verb, len(rep.Kept))
 			}
 			if err != nil {

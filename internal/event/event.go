@@ -10,12 +10,26 @@ const Source = "aptfleet.deploy"
 // Kind is what happened.
 type Kind string
 
+// Kinds emitted by the agents.
 const (
-	Started    Kind = "started"     // a host began installing a version
-	Succeeded  Kind = "succeeded"   // a host is healthy on the new version
-	Failed     Kind = "failed"      // a host's deploy failed (install or health check)
-	RolledBack Kind = "rolled_back" // a host went back to the previous version
-	Halted     Kind = "halted"      // a version was marked broken: the rollout stops everywhere
+	Started        Kind = "started"         // a host began installing a version
+	Succeeded      Kind = "succeeded"       // a host is healthy on the new version
+	Failed         Kind = "failed"          // a host's deploy failed (install or health check)
+	RolledBack     Kind = "rolled_back"     // a host went back to the previous version
+	Halted         Kind = "halted"          // a version was marked broken: the rollout stops everywhere
+	RolloutStarted Kind = "rollout_started" // the first host of an app/env began a version
+	RolloutDone    Kind = "rollout_done"    // every host counted in a rollout is healthy on it
+)
+
+// Kinds emitted by an operator or CI through pkgbuild; they carry an Actor.
+const (
+	Paused    Kind = "paused"    // no host starts a deploy of the app/env until resumed
+	Resumed   Kind = "resumed"   // the pause is lifted: the rollout continues
+	Unbroken  Kind = "unbroken"  // a broken mark was removed and its halted rollout reset
+	Forgotten Kind = "forgotten" // a host's record was removed (a terminated instance)
+	Promoted  Kind = "promoted"  // a version was copied into the env's dist
+	Yanked    Kind = "yanked"    // a version was taken out of the env's dist
+	Rollback  Kind = "rollback"  // the newest versions were taken out: the fleet steps down to Version
 )
 
 // Deploy is one deploy event, published to SNS as JSON and written to the log.
@@ -27,8 +41,16 @@ type Deploy struct {
 	Version  string    `json:"version"`
 	Previous string    `json:"previous,omitempty"` // version before the deploy, if any
 	Host     string    `json:"host"`
-	Reason   string    `json:"reason,omitempty"` // why it failed / was halted
+	Reason   string    `json:"reason,omitempty"` // why it failed / was halted / an operator acted
 	Time     time.Time `json:"time"`
+	// Actor is who caused an operator event: a person (user@host) or a CI
+	// job (its user and build URL).
+	Actor string `json:"actor,omitempty"`
+	// From is the dist a promoted version came from.
+	From string `json:"from,omitempty"`
+	// Removed lists the versions a rollback or yank took out of the dist,
+	// comma-separated (a string keeps Deploy comparable).
+	Removed string `json:"removed,omitempty"`
 	// Rollout progress when the event was emitted, if known.
 	Total  int `json:"total,omitempty"`
 	Done   int `json:"done,omitempty"`

@@ -123,27 +123,11 @@ func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b pull
 	return n == 1, nil
 }
 
-// Unbreak removes version's broken mark (an operator's decision).
-func (s *Store) Unbreak(ctx context.Context, app, env, version string) error {
-	if err := s.rdb.HDel(ctx, s.key(app, env, "broken"), version).Err(); err != nil {
-		return fmt.Errorf("unmark %s/%s %s: %w", app, env, version, err)
-	}
-	return nil
-}
-
 // SetHost records host's version and state for app/env, stamped now.
 func (s *Store) SetHost(ctx context.Context, app, env, host, version string, state puller.HostState) error {
 	raw, _ := json.Marshal(Host{Version: version, State: state, At: s.now().UTC()})
 	if err := s.rdb.HSet(ctx, s.key(app, env, "hosts"), host, raw).Err(); err != nil {
 		return fmt.Errorf("record host %s of %s/%s: %w", host, app, env, err)
-	}
-	return nil
-}
-
-// RemoveHost forgets host (a terminated instance).
-func (s *Store) RemoveHost(ctx context.Context, app, env, host string) error {
-	if err := s.rdb.HDel(ctx, s.key(app, env, "hosts"), host).Err(); err != nil {
-		return fmt.Errorf("remove host %s of %s/%s: %w", host, app, env, err)
 	}
 	return nil
 }
