@@ -15,6 +15,8 @@ DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-contain
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
 TFLINT_VERSION    := v0.64.0
+# AWS's Lambda Runtime Interface Emulator (the runtime API of AWS's base images).
+RIE_VERSION       := v0.0.0-20261030222936-bef5c4ba774d
 
 # Cached debootstrapped Debian root used by the system tests (nspawn instances).
 APTFLEET_TESTROOT ?= /var/cache/aptfleet/testroot/bookworm
@@ -40,13 +42,16 @@ deps: ## install the Debian packages the tests need (as root), or print the comm
 	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
 
 .PHONY: tools
-tools: $(TOOLS)/versitygw $(TOOLS)/tflint ## install versitygw and tflint into .tools/
+tools: $(TOOLS)/versitygw $(TOOLS)/tflint $(TOOLS)/aws-lambda-rie ## install versitygw, tflint and aws-lambda-rie into .tools/
 
 $(TOOLS)/versitygw:
 	GOBIN=$(TOOLS) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
 
 $(TOOLS)/tflint:
 	GOBIN=$(TOOLS) $(GO) install github.com/terraform-linters/tflint@$(TFLINT_VERSION)
+
+$(TOOLS)/aws-lambda-rie:
+	GOBIN=$(TOOLS) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 .PHONY: lint
 lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
@@ -108,6 +113,13 @@ lambda: ## build the notifier Lambda zips into $(LAMBDA_DIR) (bootstrap for linu
 	  mv "$$work/notifier.zip" "$$out/notifier_linux_$$arch.zip"; rm -rf "$$work"; \
 	  echo "$(LAMBDA_DIR)/notifier_linux_$$arch.zip $$(sha256sum "$$out/notifier_linux_$$arch.zip" | cut -c1-64)"; \
 	done
+
+# Cold starts run the emulator afresh each time; warm invokes share one.
+BENCH_NOTIFIER_FLAGS ?= -benchtime 20x
+
+.PHONY: bench-notifier
+bench-notifier: $(TOOLS)/aws-lambda-rie ## the notifier under AWS's Lambda runtime emulator: cold start and per-invoke time (REPORT lines)
+	$(GO) test -run '^$$' -bench 'Emulator' $(BENCH_NOTIFIER_FLAGS) ./cmd/notifier
 
 .PHONY: lambda-check
 lambda-check: ## build the Lambda zips twice from HEAD in two directories, the second with an empty Go build cache; require identical bytes

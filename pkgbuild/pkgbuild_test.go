@@ -211,6 +211,20 @@ func TestSpecErrors(t *testing.T) {
 		{"hook that does not exist", base + "hooks: {postinst: hooks/nope}\n", "",
 			"SPEC: hooks.postinst: hooks/nope does not exist or is not a file"},
 		{"empty spec", "", "", "SPEC: empty spec"},
+		// Values that end up in the control file or a unit must fit on one
+		// line: a newline in homepage would add a [Service] section (and a
+		// root ExecStartPre=+) to every unit; one in section would add
+		// Version: and Package: lines to the control file.
+		{"homepage injects a unit section", base + "homepage: \"http://x\\n[Service]\\nExecStartPre=+/bin/touch /root/pwned\"\nprocesses: {web: /a}\n", "",
+			`SPEC: homepage: contains the control character '\n' (a value here must fit on one line)`},
+		{"section injects fields", base + "section: \"web\\nVersion: 99\\nPackage: webapp\"\n", "",
+			`SPEC: section: contains the control character '\n' (a value here must fit on one line)`},
+		{"maintainer with a newline", "name: app\nmaintainer: \"A <a@example.com>\\nEssential: yes\"\ndescription: an app\n", "",
+			`SPEC: maintainer: "A <a@example.com>\nEssential: yes" is not of the form "Name <email>"`},
+		{"license with a newline", base + "license: \"MIT\\nFiles: *\"\n", "",
+			`SPEC: license: contains the control character '\n' (a value here must fit on one line)`},
+		{"description with a control character", "name: app\nmaintainer: A <a@example.com>\ndescription: \"an app\\rVersion: 2\"\n", "",
+			`SPEC: description: contains the control character '\r'`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -267,6 +268,16 @@ func (s *Spec) validate() error {
 		return s.bad("compression", "%q is not one of gzip, gzip:1-9, xz, zstd, zstd:1-22, none", s.Compression)
 	case s.Procfile != "" && len(s.Processes) > 0:
 		return s.bad("processes", "set either procfile or processes, not both")
+	}
+	for _, f := range []struct{ field, value string }{{"name", s.Name}, {"version", s.Version}, {"arch", s.Arch},
+		{"maintainer", s.Maintainer}, {"homepage", s.Homepage}, {"section", s.Section}, {"priority", s.Priority},
+		{"license", s.License}, {"user", s.User}, {"procfile", s.Procfile}, {"copyright", s.Copyright}} {
+		if i := strings.IndexFunc(f.value, unicode.IsControl); i >= 0 {
+			return s.bad(f.field, "contains the control character %q (a value here must fit on one line)", f.value[i])
+		}
+	}
+	if i := strings.IndexFunc(s.Description, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }); i >= 0 {
+		return s.bad("description", "contains the control character %q", s.Description[i])
 	}
 	if err := s.loadProcesses(); err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -124,6 +125,10 @@ func ParsePackages(data []byte, component string) ([]Package, error) {
 			raw, data = data[:end+1], data[end+2:]
 		}
 		p, size, err := parseEntry(raw, component)
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return nil, fmt.Errorf("Packages entry %q: %w", truncate(firstLineOf(raw), 60), err)
+		}
 		if p.Name == "" || p.Version == "" || p.Architecture == "" || p.Filename == "" || p.SHA256 == "" || err != nil {
 			return nil, fmt.Errorf("%w: Packages entry %q lacks Package, Version, Architecture, Filename, Size or SHA256",
 				ErrBadControl, truncate(string(raw), 60))
@@ -132,6 +137,13 @@ func ParsePackages(data []byte, component string) ([]Package, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func firstLineOf(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }
 
 // Release is the content of a dist's Release file.
@@ -187,7 +199,7 @@ func (r *Release) Bytes() []byte {
 
 // ParseRelease parses Release text.
 func ParseRelease(data []byte) (*Release, error) {
-	p, err := ParseParagraph(data)
+	p, err := parseParagraph(data, releaseSingleLine)
 	if err != nil {
 		return nil, fmt.Errorf("Release: %w", err)
 	}
@@ -333,44 +345,34 @@ func renderPackages(dir string, pkgs []Package, withXZ, withSHA512 bool) ([]inde
 }
 
 // parseEntry reads the fields the repository needs from one Packages
-// paragraph in a single pass.
+// paragraph in a single pass, through the same strict parser as control
+// files (a second Version, or a "version" field, is an error, not a choice).
 func parseEntry(raw []byte, component string) (Package, int64, error) {
 	p := Package{Component: component, Raw: raw}
 	var size int64 = -1
-	var err error
-	rest := raw
-	for len(rest) > 0 {
-		line := rest
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			line, rest = rest[:i], rest[i+1:]
-		} else {
-			rest = nil
-		}
-		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' {
-			continue
-		}
-		i := bytes.IndexByte(line, ':')
-		if i <= 0 {
-			continue
-		}
-		val := string(bytes.TrimSpace(line[i+1:]))
-		switch string(line[:i]) {
+	var sizeErr error
+	err := scanFields(raw, singleLine, func(name, first, _ []byte) error {
+		switch string(name) {
 		case "Package":
-			p.Name = val
+			p.Name = string(first)
 		case "Version":
-			p.Version = val
+			p.Version = string(first)
 		case "Architecture":
-			p.Architecture = val
+			p.Architecture = string(first)
 		case "Filename":
-			p.Filename = val
+			p.Filename = string(first)
 		case "SHA256":
-			p.SHA256 = val
+			p.SHA256 = string(first)
 		case "Size":
-			size, err = strconv.ParseInt(val, 10, 64)
+			size, sizeErr = strconv.ParseInt(string(first), 10, 64)
 		}
+		return nil
+	})
+	if err != nil {
+		return p, size, err
 	}
-	if size < 0 && err == nil {
-		err = fmt.Errorf("no Size")
+	if size < 0 && sizeErr == nil {
+		sizeErr = fmt.Errorf("no Size")
 	}
-	return p, size, err
+	return p, size, sizeErr
 }

@@ -2,9 +2,6 @@ package userdata_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,119 +11,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/awsstub"
 	"github.com/aptfleet/aptfleet/userdata"
 )
-
-// ssmStandIn is a hand-written stand-in for the SSM API's GetParameter (no
-// SSM implementation runs here). It checks what AWS would: the target, the
-// JSON body, and the SigV4 signature (recomputed with aws-sdk-go-v2's signer
-// over the headers the client signed), then answers like SSM.
-type ssmStandIn struct {
-	*httptest.Server
-	region, keyID, secret string
-	params                map[string]string
-
-	mu    sync.Mutex
-	calls []string // parameter names served
-	errs  []string // rejected requests
-}
-
-func newSSMStandIn(t *testing.T, region, keyID, secret string, params map[string]string) *ssmStandIn {
-	s := &ssmStandIn{region: region, keyID: keyID, secret: secret, params: params}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *ssmStandIn) reject(w http.ResponseWriter, code int, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.mu.Lock()
-	s.errs = append(s.errs, msg)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(map[string]string{"__type": "AccessDeniedException", "message": msg})
-}
-
-func (s *ssmStandIn) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	if got := r.Header.Get("X-Amz-Target"); got != "AmazonSSM.GetParameter" {
-		s.reject(w, http.StatusBadRequest, "target %q", got)
-		return
-	}
-	if err := verifySigV4(r, body, "ssm", s.region, s.keyID, s.secret); err != nil {
-		s.reject(w, http.StatusForbidden, "signature: %v", err)
-		return
-	}
-	var in struct {
-		Name           string
-		WithDecryption bool
-	}
-	if err := json.Unmarshal(body, &in); err != nil || !in.WithDecryption {
-		s.reject(w, http.StatusBadRequest, "body %q", body)
-		return
-	}
-	value, ok := s.params[in.Name]
-	if !ok {
-		s.reject(w, http.StatusBadRequest, "ParameterNotFound %s", in.Name)
-		return
-	}
-	s.mu.Lock()
-	s.calls = append(s.calls, in.Name)
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	json.NewEncoder(w).Encode(map[string]any{"Parameter": map[string]any{
-		"Name": in.Name, "Type": "SecureString", "Value": value, "Version": 1,
-	}})
-}
-
-// verifySigV4 recomputes the request's SigV4 signature over the headers it
-// signed, with aws-sdk-go-v2's signer.
-func verifySigV4(r *http.Request, body []byte, service, region, keyID, secret string) error {
-	auth := r.Header.Get("Authorization")
-	prefix := "AWS4-HMAC-SHA256 Credential=" + keyID + "/"
-	if !strings.HasPrefix(auth, prefix) {
-		return fmt.Errorf("authorization %q is not SigV4 for key %s", auth, keyID)
-	}
-	fields := map[string]string{}
-	for _, f := range strings.Split(strings.TrimPrefix(auth, "AWS4-HMAC-SHA256 "), ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(f), "=")
-		fields[k] = v
-	}
-	scope := strings.Split(fields["Credential"], "/")
-	if len(scope) != 5 || scope[2] != region || scope[3] != service {
-		return fmt.Errorf("credential scope %q, want region %s service %s", fields["Credential"], region, service)
-	}
-	when, err := time.Parse("20060102T150405Z", r.Header.Get("X-Amz-Date"))
-	if err != nil {
-		return fmt.Errorf("x-amz-date: %v", err)
-	}
-	req, _ := http.NewRequest(r.Method, "http://"+r.Host+r.URL.RequestURI(), bytes.NewReader(body))
-	req.Host = r.Host
-	req.ContentLength = 0 // the client did not sign it; the SDK would add it
-	for _, h := range strings.Split(fields["SignedHeaders"], ";") {
-		if h == "host" {
-			continue
-		}
-		req.Header.Set(h, r.Header.Get(h))
-	}
-	sum := sha256.Sum256(body)
-	creds := aws.Credentials{AccessKeyID: keyID, SecretAccessKey: secret}
-	if err := v4.NewSigner().SignHTTP(r.Context(), creds, req, hex.EncodeToString(sum[:]), service, region, when); err != nil {
-		return err
-	}
-	_, want, _ := strings.Cut(req.Header.Get("Authorization"), "Signature=")
-	if fields["Signature"] != want {
-		return fmt.Errorf("signature mismatch (signed headers %s)", fields["SignedHeaders"])
-	}
-	return nil
-}
 
 // shellFunction returns the definition of the shell function name in script.
 func shellFunction(t *testing.T, script, name string) string {
@@ -167,7 +56,7 @@ func TestSSMParameter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := lab(t)
-			ssm := newSSMStandIn(t, c.Region, c.AccessKeyID, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+			ssm := awsstub.NewParameterStore(t, c.Region, c.AccessKeyID, "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 				map[string]string{"/aptfleet/redis-auth": "s3cr3t token with spaces & \"quotes\""})
 			c.SSMEndpoint = ssm.URL
 			c.SecretAccessKey = tc.secret
@@ -186,25 +75,24 @@ func TestSSMParameter(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			got, err := cmd.Output()
-			ssm.mu.Lock()
-			defer ssm.mu.Unlock()
+			calls, errs := ssm.Calls(), ssm.Rejections()
 			if !tc.ok {
 				if err == nil {
 					t.Fatalf("a wrong secret fetched %q", got)
 				}
-				if len(ssm.errs) == 0 || !strings.Contains(ssm.errs[0], "signature mismatch") {
-					t.Errorf("stand-in rejections: %q", ssm.errs)
+				if len(errs) == 0 || !strings.Contains(errs[0], "signature mismatch") {
+					t.Errorf("stand-in rejections: %q", errs)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("ssm_parameter: %v\n%s\nstand-in rejected: %q", err, stderr.Bytes(), ssm.errs)
+				t.Fatalf("ssm_parameter: %v\n%s\nstand-in rejected: %q", err, stderr.Bytes(), errs)
 			}
 			if string(got) != "s3cr3t token with spaces & \"quotes\"" {
 				t.Errorf("ssm_parameter printed %q", got)
 			}
-			if len(ssm.calls) != 1 {
-				t.Errorf("stand-in served %q", ssm.calls)
+			if len(calls) != 1 {
+				t.Errorf("stand-in served %q", calls)
 			}
 		})
 	}
@@ -268,7 +156,7 @@ func TestASGPeers(t *testing.T) {
 			mu.Unlock()
 			http.Error(w, msg, http.StatusForbidden)
 		}
-		if err := verifySigV4(r, body, "ec2", c.Region, c.AccessKeyID, c.SecretAccessKey); err != nil {
+		if err := awsstub.VerifySigV4(r, body, "ec2", c.Region, c.AccessKeyID, c.SecretAccessKey); err != nil {
 			fail(err.Error())
 			return
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/instance"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/internal/testenv/awsstub"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
 	"github.com/aptfleet/aptfleet/pkgbuild"
 	"github.com/aptfleet/aptfleet/repo"
@@ -84,7 +85,7 @@ func TestFirstBoot(t *testing.T) {
 	rds := testenv.StartRedis(t, testenv.RedisOptions{Password: token})
 	// The SSM stand-in checks signatures with the same static keys.
 	serfKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0x5a}, 32))
-	ssm := newSSMStandIn(t, s3srv.Region, s3srv.AccessKey, s3srv.SecretKey, map[string]string{
+	ssm := awsstub.NewParameterStore(t, s3srv.Region, s3srv.AccessKey, s3srv.SecretKey, map[string]string{
 		"/aptfleet/hello/redis-auth": token,
 		"/aptfleet/hello/serf-key":   serfKey,
 	})
@@ -189,10 +190,8 @@ func TestFirstBoot(t *testing.T) {
 			t.Errorf("host %s recorded %s, want version 1.2.0-1", host, rec)
 		}
 	}
-	ssm.mu.Lock()
-	defer ssm.mu.Unlock()
-	if len(ssm.calls) != 2 || len(ssm.errs) != 0 {
-		t.Errorf("SSM stand-in: served %q, rejected %q", ssm.calls, ssm.errs)
+	if calls, errs := ssm.Calls(), ssm.Rejections(); len(calls) != 2 || len(errs) != 0 {
+		t.Errorf("SSM stand-in: served %q, rejected %q", calls, errs)
 	}
 }
 

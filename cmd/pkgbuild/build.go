@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aptfleet/aptfleet/pkgbuild"
+	"github.com/aptfleet/aptfleet/repo"
 )
 
 // newBuildCmd returns `pkgbuild build`.
@@ -142,6 +143,14 @@ func writeAtomic(dir, name string, build func(io.Writer) error) (string, error) 
 	}()
 	if err := build(tmp); err != nil {
 		return "", err
+	}
+	// Read the package back as publish will: a control file the
+	// repository would refuse fails the build, not the publish.
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return "", err
+	}
+	if _, err := repo.ReadDeb(tmp); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	if err := tmp.Chmod(0o644); err != nil {
 		return "", err

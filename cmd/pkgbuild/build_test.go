@@ -132,6 +132,10 @@ func TestBuildCommandErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Procfile.bad"), []byte("web: /usr/bin/webapp\nworker:\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), bytes.Replace(mustRead(t, spec), []byte("procfile: Procfile"), []byte("procfile: Procfile.bad"), 1), 0o644)
 	os.WriteFile(filepath.Join(dir, "unreadable.yaml"), []byte("name: [\n"), 0o644)
+	// nfpm passes a homepage through as it is; the package read back as
+	// publish reads it is refused.
+	os.WriteFile(filepath.Join(dir, "inject.yaml"), []byte("name: tool\narch: amd64\nversion: 1.0.0\nmaintainer: T <t@example.com>\n"+
+		"description: a tool\nhomepage: \"http://x\\n Version: 99\"\n"), 0o644)
 	// A FIFO inside a packaged tree passes the spec check and fails during
 	// the build, after the output file was created.
 	if err := syscall.Mkfifo(filepath.Join(dir, "static", "pipe"), 0o644); err != nil {
@@ -159,6 +163,8 @@ func TestBuildCommandErrors(t *testing.T) {
 			spec + ": " + filepath.Join(dir, "static", "pipe") + ": not a regular file, directory or symlink"},
 		{"--nfpm with --spec", []string{"--nfpm", "x.yaml", "--spec", spec}, nil,
 			"build: --nfpm takes the package as it is; drop --spec and --version"},
+		{"nfpm.yaml with a two-line homepage", []string{"--nfpm", filepath.Join(dir, "inject.yaml")}, nil,
+			`tool_1.0.0_amd64.deb: repo: not a valid .deb: control file: repo: malformed control data: field "Homepage" (line 8): continuation line 9: the field must fit on one line`},
 		{"extra argument", []string{"--spec", spec, "extra"}, nil,
 			`unknown command "extra" for "pkgbuild build"`},
 	}
@@ -180,6 +186,50 @@ func TestBuildCommandErrors(t *testing.T) {
 			}
 			entries, _ := os.ReadDir(out)
 			if len(entries) != 0 {
+				t.Errorf("output directory holds %v", entries)
+			}
+		})
+	}
+}
+
+// TestBuildReadsBack: values nfpm writes into the control file as they
+// are fail the build when the package, read back as publish reads it, is
+// refused; the output directory stays empty.
+func TestBuildReadsBack(t *testing.T) {
+	dir := fixture(t)
+	spec := filepath.Join(dir, "package.yaml")
+	// Values the control file takes as they are, checked when the package
+	// is read back as publish reads it.
+	for name, repl := range map[string][2]string{
+		"homepage.yaml": {"homepage: https://example.com/webapp\n", "homepage: example.com\n"},
+		"section.yaml":  {"section: web\n", "section: web server\n"},
+		"priority.yaml": {"priority: optional\n", "priority: urgent\n"},
+	} {
+		if !bytes.Contains(mustRead(t, spec), []byte(repl[0])) {
+			t.Fatalf("fixture lacks %q", repl[0])
+		}
+		os.WriteFile(filepath.Join(dir, name), bytes.Replace(mustRead(t, spec), []byte(repl[0]), []byte(repl[1]), 1), 0o644)
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"homepage not a URL", []string{"--spec", filepath.Join(dir, "homepage.yaml")}, nil,
+			`webapp_1.4.0~rc1-3_amd64.deb: repo: not a valid .deb: control file: repo: malformed control data: field "Homepage" (line 13): "example.com" is not an absolute http(s) URL`},
+		{"section syntax", []string{"--spec", filepath.Join(dir, "section.yaml")}, nil,
+			`webapp_1.4.0~rc1-3_amd64.deb: repo: not a valid .deb: control file: repo: malformed control data: field "Section" (line 3): "web server" is not a Debian section (like "web" or "contrib/net")`},
+		{"priority", []string{"--spec", filepath.Join(dir, "priority.yaml")}, nil,
+			`webapp_1.4.0~rc1-3_amd64.deb: repo: not a valid .deb: control file: repo: malformed control data: field "Priority" (line 4): "urgent" is not one of required, important, standard, optional, extra`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "dist")
+			if _, err := runBuild(t, append(tt.args, "--out", out)...); err == nil || err.Error() != tt.want {
+				t.Errorf("error\n  %v\nwant\n  %s", err, tt.want)
+			}
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
 				t.Errorf("output directory holds %v", entries)
 			}
 		})

@@ -51,6 +51,7 @@ a local directory that the fleet's instances install from.`,
 		newVerifyCmd(),
 		newListCmd(),
 		newKeyCmd(),
+		newFleetCmd(),
 	)
 	return root.ExecuteContext(ctx)
 }

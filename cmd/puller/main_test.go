@@ -15,6 +15,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/puller"
+	"github.com/aptfleet/aptfleet/puller/fleetview"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
@@ -126,16 +127,10 @@ func TestStatusFleetGolden(t *testing.T) {
 	must(st.SetHost(ctx, "hello", "staging", "i-2s", "1.3.2-1", puller.StateOK))
 
 	clock = now
-	envs, err := st.AppEnvs(ctx)
+	sts, err := fleetview.Read(ctx, st, nil, now, fleetview.Options{LiveWithin: 10 * time.Minute})
 	must(err)
-	var sts []redisstate.EnvStatus
-	for _, ae := range envs {
-		s, err := st.Status(ctx, ae.App, ae.Env, 10*time.Minute)
-		must(err)
-		sts = append(sts, s)
-	}
 	var got bytes.Buffer
-	renderStatus(&got, sts, now)
+	fleetview.Text(&got, sts, now)
 	golden := filepath.Join("testdata", "status-fleet.golden")
 	if *update {
 		must(os.WriteFile(golden, got.Bytes(), 0o644))

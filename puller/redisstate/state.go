@@ -250,20 +250,23 @@ func (s *Store) Rollouts(ctx context.Context, app, env string) ([]puller.Rollout
 // AppEnv names one app in one environment.
 type AppEnv struct{ App, Env string }
 
-// AppEnvs lists every app/env with a hosts hash, sorted.
+// AppEnvs lists every app/env that has host records, broken marks, a pause
+// or a history, sorted.
 func (s *Store) AppEnvs(ctx context.Context) ([]AppEnv, error) {
 	seen := map[AppEnv]bool{}
-	iter := s.rdb.Scan(ctx, 0, escapeGlob(s.prefix)+"*:hosts", 200).Iterator()
-	for iter.Next(ctx) {
-		rest := strings.TrimSuffix(strings.TrimPrefix(iter.Val(), s.prefix), ":hosts")
-		app, env, ok := strings.Cut(rest, ":")
-		if !ok || strings.Contains(env, ":") {
-			continue
+	for _, what := range []string{"hosts", "broken", "pause", "history"} {
+		iter := s.rdb.Scan(ctx, 0, escapeGlob(s.prefix)+"*:"+what, 200).Iterator()
+		for iter.Next(ctx) {
+			rest := strings.TrimSuffix(strings.TrimPrefix(iter.Val(), s.prefix), ":"+what)
+			app, env, ok := strings.Cut(rest, ":")
+			if !ok || strings.Contains(env, ":") {
+				continue
+			}
+			seen[AppEnv{app, env}] = true
 		}
-		seen[AppEnv{app, env}] = true
-	}
-	if err := iter.Err(); err != nil {
-		return nil, fmt.Errorf("list apps: %w", err)
+		if err := iter.Err(); err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
 	}
 	out := make([]AppEnv, 0, len(seen))
 	for ae := range seen {

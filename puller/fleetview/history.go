@@ -1,0 +1,203 @@
+package fleetview
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+)
+
+// Outcomes of a rollout in the history.
+const (
+	OutcomeRunning    = "running"
+	OutcomeDone       = "done"
+	OutcomeHalted     = "halted"
+	OutcomeRolledBack = "rolled back"
+	OutcomeYanked     = "yanked"
+)
+
+// Past is one rollout as the history tells it.
+type Past struct {
+	Version string    `json:"version"`
+	Actor   string    `json:"promoted_by,omitempty"` // who promoted it, when a promote was recorded
+	From    string    `json:"from,omitempty"`        // the dist it was promoted from
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+	Outcome string    `json:"outcome"`
+	Reason  string    `json:"reason,omitempty"` // why it halted or was rolled back
+	// Hosts are the per-host results, in order: "i-1 ok 31.2s", "i-2 failed: ...".
+	Hosts []string `json:"hosts,omitempty"`
+}
+
+// Rollouts folds history entries (oldest first) into the rollouts they
+// tell of, oldest first.
+func Rollouts(entries []Entry) []Past {
+	var out []*Past
+	latest := map[string]*Past{} // version -> its latest rollout
+	promoted := map[string]Entry{}
+	get := func(e Entry) *Past {
+		if p := latest[e.Version]; p != nil {
+			return p
+		}
+		p := &Past{Version: e.Version, Start: e.Time, Outcome: OutcomeRunning}
+		if pr, ok := promoted[e.Version]; ok {
+			p.Actor, p.From = pr.Actor, pr.From
+		}
+		latest[e.Version] = p
+		out = append(out, p)
+		return p
+	}
+	for _, e := range entries {
+		if e.Unreadable != "" {
+			continue
+		}
+		switch e.Kind {
+		case event.Promoted:
+			promoted[e.Version] = e
+			if p := latest[e.Version]; p != nil && p.Outcome == OutcomeRunning && p.Actor == "" {
+				p.Actor, p.From = e.Actor, e.From
+			}
+		case event.RolloutStarted:
+			if p := latest[e.Version]; p != nil && p.Outcome != OutcomeRunning {
+				delete(latest, e.Version) // the version runs again: a new rollout
+			}
+			p := get(e)
+			p.Start = e.Time
+		case event.Succeeded:
+			p := get(e)
+			p.Hosts = append(p.Hosts, fmt.Sprintf("%s ok %.1fs", e.Host, e.DurationSeconds))
+		case event.Failed, event.RolledBack, event.Kind("host_failed"):
+			p := get(e)
+			line := e.Host + " " + strings.ReplaceAll(string(e.Kind), "_", " ")
+			if e.Reason != "" {
+				line += ": " + e.Reason
+			}
+			p.Hosts = append(p.Hosts, line)
+		case event.RolloutDone:
+			p := get(e)
+			p.Outcome, p.End = OutcomeDone, e.Time
+		case event.Halted:
+			p := get(e)
+			p.Outcome, p.End, p.Reason = OutcomeHalted, e.Time, e.Reason
+		case event.Unbroken:
+			if p := latest[e.Version]; p != nil {
+				p.Outcome, p.End = OutcomeRunning, time.Time{}
+				p.Hosts = append(p.Hosts, "unbroken by "+e.Actor)
+			}
+		case event.Rollback, event.Yanked:
+			outcome := OutcomeRolledBack
+			if e.Kind == event.Yanked {
+				outcome = OutcomeYanked
+			}
+			for _, v := range strings.Split(e.Removed, ",") {
+				if p := latest[strings.TrimSpace(v)]; p != nil {
+					p.Outcome, p.Reason = outcome+" by "+e.Actor, e.Reason
+					if p.End.IsZero() {
+						p.End = e.Time
+					}
+				}
+			}
+		}
+	}
+	res := make([]Past, len(out))
+	for i, p := range out {
+		res[i] = *p
+	}
+	return res
+}
+
+// HistoryText writes the last limit rollouts of an app/env (every one when
+// limit <= 0) as a table, then the timeline of entries since the first of them,
+// operator actions included.
+func HistoryText(w io.Writer, app, env string, entries []Entry, limit int) {
+	past := Rollouts(entries)
+	if limit > 0 && len(past) > limit {
+		past = past[len(past)-limit:]
+	}
+	fmt.Fprintf(w, "%s/%s: %d rollouts\n", Clean(app), Clean(env), len(past))
+	if len(past) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  VERSION\tSTART\tEND\tOUTCOME\tPROMOTED BY")
+		for _, p := range past {
+			outcome := p.Outcome
+			if p.Reason != "" {
+				outcome += ": " + p.Reason
+			}
+			by := dash(p.Actor)
+			if p.From != "" {
+				by += " from " + p.From
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", Clean(p.Version), stamp(p.Start), stamp(p.End), Clean(clip(outcome, 100)), Clean(by))
+		}
+		tw.Flush()
+		for _, p := range past {
+			if len(p.Hosts) > 0 {
+				fmt.Fprintf(w, "  %s hosts: %s\n", Clean(p.Version), Clean(strings.Join(p.Hosts, "; ")))
+			}
+		}
+	}
+	var since time.Time
+	if len(past) > 0 && limit > 0 {
+		since = past[0].Start
+	}
+	fmt.Fprintln(w, "  timeline:")
+	for _, e := range entries {
+		if e.Time.Before(since) {
+			continue
+		}
+		fmt.Fprintf(w, "  %s  %s\n", stamp(e.Time), Clean(Describe(e)))
+	}
+}
+
+// Describe is one line for a history entry.
+func Describe(e Entry) string {
+	if e.Unreadable != "" {
+		return "unreadable entry " + e.ID + ": " + clip(e.Unreadable, 80)
+	}
+	var s string
+	switch e.Kind {
+	case event.RolloutStarted:
+		s = fmt.Sprintf("rollout of %s started on %s", e.Version, e.Host)
+	case event.RolloutDone:
+		s = fmt.Sprintf("rollout of %s done (%d hosts)", e.Version, e.Done)
+	case event.Halted:
+		s = fmt.Sprintf("rollout of %s halted (host %s)", e.Version, e.Host)
+	case event.Paused, event.Resumed:
+		s = string(e.Kind)
+	case event.Unbroken:
+		s = "unbroken " + e.Version
+	case event.Forgotten:
+		s = "forgot host " + e.Host
+	case event.Promoted:
+		s = "promoted " + e.Version
+		if e.From != "" {
+			s += " from " + e.From
+		}
+	case event.Yanked:
+		s = "yanked " + e.Removed
+	case event.Rollback:
+		s = fmt.Sprintf("rollback to %s (removed %s)", e.Version, e.Removed)
+	default:
+		s = fmt.Sprintf("%s %s %s", e.Host, strings.ReplaceAll(string(e.Kind), "_", " "), e.Version)
+		if e.DurationSeconds > 0 {
+			s += fmt.Sprintf(" in %.1fs", e.DurationSeconds)
+		}
+	}
+	if e.Actor != "" {
+		s += " by " + e.Actor
+	}
+	if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	return s
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}

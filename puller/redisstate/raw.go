@@ -1,0 +1,91 @@
+package redisstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Raw is every record of one app/env as Redis holds it, unparsed, for views
+// that must show bad data as bad rather than drop it or fail on it.
+type Raw struct {
+	AppEnv
+	Hosts    map[string]string            // host -> record
+	Broken   map[string]string            // version -> mark
+	Pause    *string                      // the pause record, nil when not paused
+	Rollouts map[string]map[string]string // version -> rollout hash
+	// Errs are the keys Redis refused to read (a key of the wrong type):
+	// they spoil this app/env only.
+	Errs []error
+}
+
+// ReadRaw reads app/env's records. A key Redis refuses (WRONGTYPE) lands in
+// Raw.Errs; only a failure to talk to Redis is returned as an error.
+func (s *Store) ReadRaw(ctx context.Context, app, env string) (Raw, error) {
+	r := Raw{AppEnv: AppEnv{app, env}, Rollouts: map[string]map[string]string{}}
+	keep := func(key string, err error) error {
+		var rerr redis.Error
+		if errors.As(err, &rerr) && !errors.Is(err, redis.Nil) {
+			r.Errs = append(r.Errs, fmt.Errorf("%s: %s", key, strings.TrimSpace(rerr.Error())))
+			return nil
+		}
+		return err
+	}
+	pipe := s.rdb.Pipeline()
+	hosts := pipe.HGetAll(ctx, s.key(app, env, "hosts"))
+	broken := pipe.HGetAll(ctx, s.key(app, env, "broken"))
+	pause := pipe.Get(ctx, s.key(app, env, "pause"))
+	_, _ = pipe.Exec(ctx)
+	if err := keep(hosts.Args()[1].(string), hosts.Err()); err != nil {
+		return r, fmt.Errorf("read %s/%s: %w", app, env, err)
+	}
+	r.Hosts = hosts.Val()
+	if err := keep(broken.Args()[1].(string), broken.Err()); err != nil {
+		return r, fmt.Errorf("read %s/%s: %w", app, env, err)
+	}
+	r.Broken = broken.Val()
+	switch err := pause.Err(); {
+	case err == nil:
+		v := pause.Val()
+		r.Pause = &v
+	case errors.Is(err, redis.Nil):
+	default:
+		if err := keep(s.key(app, env, "pause"), err); err != nil {
+			return r, fmt.Errorf("read %s/%s: %w", app, env, err)
+		}
+		v := "(unreadable)"
+		r.Pause = &v // a pause key we cannot read still means someone paused it
+	}
+
+	prefix := s.rolloutKey(app, env, "")
+	var keys []string
+	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 200).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return r, fmt.Errorf("list rollouts of %s/%s: %w", app, env, err)
+	}
+	sort.Strings(keys)
+	pipe = s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if len(keys) > 0 {
+		_, _ = pipe.Exec(ctx)
+	}
+	for i, c := range cmds {
+		if err := keep(keys[i], c.Err()); err != nil {
+			return r, fmt.Errorf("read %s/%s: %w", app, env, err)
+		}
+		if c.Err() == nil {
+			r.Rollouts[strings.TrimPrefix(keys[i], prefix)] = c.Val()
+		}
+	}
+	return r, nil
+}
