@@ -90,6 +90,21 @@ type Trigger struct {
 	Threshold         *float64 `json:"Threshold"` // nil for anomaly detection alarms
 	ThresholdMetricID string   `json:"ThresholdMetricId"`
 	ExtendedStatistic string   `json:"ExtendedStatistic"`
+	// DatapointsToAlarm is M of an "M out of N" alarm (N is
+	// EvaluationPeriods); 0 when the message does not carry it.
+	DatapointsToAlarm int64 `json:"DatapointsToAlarm"`
+}
+
+// MissingData returns how the alarm treats missing datapoints: missing,
+// notBreaching, breaching or ignore ("" when the message does not say).
+// CloudWatch writes the field either as the value or, as in AWS's documented
+// sample, as "- TreatMissingData:                    missing".
+func (t Trigger) MissingData() string {
+	v := strings.TrimSpace(t.TreatMissingData)
+	if rest, ok := strings.CutPrefix(v, "- TreatMissingData:"); ok {
+		v = strings.TrimSpace(rest)
+	}
+	return v
 }
 
 // Time is a timestamp AWS writes as RFC 3339 text, as CloudWatch's

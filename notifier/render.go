@@ -466,7 +466,9 @@ var comparisons = map[string]string{
 	"GreaterThanUpperThreshold":                "above the band",
 }
 
-// condition spells an alarm's condition, e.g. "Average > 80 for 3 × 60 s".
+// condition spells an alarm's condition, e.g. "Average > 80 for 3 × 60 s",
+// or for an M out of N alarm "Sum ≥ 10 in 3 of 5 datapoints of 60 s", with
+// how missing data counts when that is not the default.
 func condition(t Trigger) string {
 	stat := t.ExtendedStatistic
 	if stat == "" && t.Statistic != "" {
@@ -497,10 +499,30 @@ func condition(t Trigger) string {
 		threshold = "(" + t.ThresholdMetricID + ")"
 	}
 	s := strings.Join(nonEmpty(stat, op, threshold), " ")
-	if t.EvaluationPeriods > 0 && t.Period > 0 {
-		s += fmt.Sprintf(" for %d × %d s", t.EvaluationPeriods, t.Period)
+	m, n := t.DatapointsToAlarm, t.EvaluationPeriods
+	switch {
+	case n > 0 && m > 0 && m < n && t.Period > 0:
+		s += fmt.Sprintf(" in %d of %d datapoints of %d s", m, n, t.Period)
+	case n > 0 && m > 0 && m < n:
+		s += fmt.Sprintf(" in %d of %d datapoints", m, n)
+	case n > 0 && t.Period > 0:
+		s += fmt.Sprintf(" for %d × %d s", n, t.Period)
+	}
+	if md, ok := missingData[t.MissingData()]; ok {
+		s += "; missing data " + md
+	} else if v := t.MissingData(); v != "" && v != "missing" {
+		s += "; missing data: " + v
 	}
 	return strings.TrimSpace(s)
+}
+
+// missingData spells the TreatMissingData settings other than the default
+// (missing: the alarm looks further back for datapoints, and is
+// INSUFFICIENT_DATA when none are there), which the condition leaves out.
+var missingData = map[string]string{
+	"notBreaching": "counts as not breaching",
+	"breaching":    "counts as breaching",
+	"ignore":       "is ignored (the alarm keeps its state)",
 }
 
 func dimensions(ds []events.CloudWatchDimension) string {

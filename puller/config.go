@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -55,6 +56,8 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// LogFormat is "text" or "json". Default "text".
 	LogFormat string `yaml:"log_format"`
+	// CloudWatch is where the apps' alarms are read.
+	CloudWatch CloudWatch `yaml:"cloudwatch"`
 	// StateDir holds the host's own state files (puller/statedir), such as
 	// the newest index Date accepted per app and dist. Must be absolute.
 	// Default "/var/lib/aptfleet".
@@ -92,6 +95,94 @@ type App struct {
 	Health Health `yaml:"health"`
 	// Drain takes the host out of the load balancer around the restart.
 	Drain Drain `yaml:"drain"`
+	// Canary makes a new version prove itself on a few hosts before the
+	// rest take it. Default: no canary stage.
+	Canary Canary `yaml:"canary"`
+	// Alarms are CloudWatch alarm names: any of them in ALARM during a
+	// rollout halts it as a release failure. Default none. At most 100 (one
+	// DescribeAlarms call).
+	Alarms []string `yaml:"alarms"`
+	// Window is the weekly window hosts start deploys in, e.g.
+	// "Mon-Fri 08:00-17:00 Europe/Berlin" (see Window). Default "": always.
+	// Bootstrap ignores it: a new instance installs the newest good version.
+	Window string `yaml:"window"`
+	// Validate is a command (run with /bin/sh -c, as the agent's user, root)
+	// after the restart and before the health check; a non-zero exit is a
+	// release failure. Default "" (none).
+	Validate string `yaml:"validate"`
+	// ValidateTimeout bounds the validate command. Default 2m.
+	ValidateTimeout time.Duration `yaml:"validate_timeout"`
+}
+
+// Canary is the canary stage of a rollout: the first Hosts (or Percent of
+// the live hosts) to take a slot for a new version deploy it and bake while
+// every other host waits; then the rest roll on. Hosts and Percent are
+// exclusive; setting neither turns the stage off.
+type Canary struct {
+	// Hosts is how many canaries. Default 0 (no canary stage, unless Percent).
+	Hosts int `yaml:"hosts"`
+	// Percent of the live hosts are canaries, rounded up, at least 1; in
+	// (0, 100]. Default unset.
+	Percent *float64 `yaml:"percent"`
+	// Bake is how long the canaries serve the new version, with the
+	// analysis running, before the stage can end. Default 0: the stage ends
+	// as soon as the canaries are healthy, without analysis.
+	Bake time.Duration `yaml:"bake"`
+	// Promote is "auto" (the stage ends when the bake passes) or "manual"
+	// (it then waits for an operator's promote-canary). Default "auto".
+	Promote string `yaml:"promote"`
+	// Analysis compares the canaries with the other servers of the backend
+	// during the bake (HAProxy drain strategy only; see puller.Analyze).
+	Analysis Analysis `yaml:"analysis"`
+}
+
+// Enabled reports whether the app has a canary stage.
+func (c Canary) Enabled() bool { return c.Hosts > 0 || c.Percent != nil }
+
+// Count is the number of canaries for alive live hosts: Hosts, or Percent of
+// alive rounded up, at least 1 and at most alive (0 when the stage is off).
+func (c Canary) Count(alive int) int {
+	n := c.Hosts
+	if c.Percent != nil {
+		n = int(math.Ceil(*c.Percent*float64(alive)/100 - 1e-9))
+	}
+	if n > alive {
+		n = alive
+	}
+	if c.Enabled() && n < 1 {
+		n = 1
+	}
+	return n
+}
+
+// Analysis holds the thresholds of the canary analysis. Zero fields take
+// their defaults.
+type Analysis struct {
+	// MaxErrorRate is the highest 5xx / requests the canaries may show.
+	// Default 0.02.
+	MaxErrorRate float64 `yaml:"max_error_rate"`
+	// MaxErrorRateRatio is the highest canary error rate relative to the
+	// baseline's (a baseline rate below 1/MinRequests counts as
+	// 1/MinRequests). Default 2.0.
+	MaxErrorRateRatio float64 `yaml:"max_error_rate_ratio"`
+	// MaxLatencyRatio is the highest canary mean response time relative to
+	// the baseline's. Default 1.5.
+	MaxLatencyRatio float64 `yaml:"max_latency_ratio"`
+	// MinRequests the canaries must serve during the bake; with fewer the
+	// bake is extended once, then the canary fails. Default 200.
+	MinRequests int `yaml:"min_requests"`
+}
+
+// CloudWatch is where the apps' alarms are read.
+type CloudWatch struct {
+	// Region of the alarms. Default "" (the SDK's default chain / IMDS).
+	Region string `yaml:"region"`
+	// Endpoint is the base URL of the CloudWatch API. Default "" (AWS).
+	Endpoint string `yaml:"endpoint"`
+	// Poll is how often the fleet reads the alarms during a rollout: one
+	// DescribeAlarms call per app/env per Poll, shared by every host through
+	// Redis. Default 30s; at least 1s.
+	Poll time.Duration `yaml:"poll"`
 }
 
 // Health is an HTTP health check: Consecutive 2xx answers within Deadline.
@@ -201,9 +292,10 @@ func DefaultConfig() Config {
 			Addr:   "127.0.0.1:6379",
 			Prefix: "aptfleet:",
 		},
-		Serf:      Serf{Bind: "0.0.0.0:7946"},
-		LogFormat: "text",
-		StateDir:  "/var/lib/aptfleet",
+		Serf:       Serf{Bind: "0.0.0.0:7946"},
+		LogFormat:  "text",
+		StateDir:   "/var/lib/aptfleet",
+		CloudWatch: CloudWatch{Poll: 30 * time.Second},
 	}
 }
 
@@ -242,8 +334,33 @@ func defaultApp(a App) App {
 	if a.Drain.HAProxy.Socket == "" {
 		a.Drain.HAProxy.Socket = "/run/haproxy/admin.sock"
 	}
+	if a.ValidateTimeout == 0 {
+		a.ValidateTimeout = 2 * time.Minute
+	}
+	if a.Canary.Promote == "" {
+		a.Canary.Promote = PromoteAuto
+	}
+	an := &a.Canary.Analysis
+	if an.MaxErrorRate == 0 {
+		an.MaxErrorRate = 0.02
+	}
+	if an.MaxErrorRateRatio == 0 {
+		an.MaxErrorRateRatio = 2.0
+	}
+	if an.MaxLatencyRatio == 0 {
+		an.MaxLatencyRatio = 1.5
+	}
+	if an.MinRequests == 0 {
+		an.MinRequests = 200
+	}
 	return a
 }
+
+// Promotion modes of a canary stage.
+const (
+	PromoteAuto   = "auto"
+	PromoteManual = "manual"
+)
 
 // ErrConfig marks a configuration error.
 var ErrConfig = errors.New("puller: bad config")
@@ -358,6 +475,74 @@ func (c Config) Validate() error {
 		default:
 			return bad("%s.drain.strategy: %q is not none, haproxy, elbv2 or command", field, a.Drain.Strategy)
 		}
+		if err := a.validateGates(field); err != nil {
+			return err
+		}
+	}
+	if c.CloudWatch.Poll < time.Second {
+		return bad("cloudwatch.poll: %s is shorter than 1s", c.CloudWatch.Poll)
+	}
+	return nil
+}
+
+// validateGates checks the canary, alarms, window and validate keys.
+func (a App) validateGates(field string) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s.%s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	c := a.Canary
+	if c.Hosts < 0 {
+		return bad("canary.hosts: %d is negative", c.Hosts)
+	}
+	if c.Percent != nil {
+		if !(*c.Percent > 0 && *c.Percent <= 100) {
+			return bad("canary.percent: %v is outside (0, 100]", *c.Percent)
+		}
+		if c.Hosts != 0 {
+			return bad("canary: hosts and percent are both set")
+		}
+	}
+	if c.Bake < 0 {
+		return bad("canary.bake: %s is negative", c.Bake)
+	}
+	switch c.Promote {
+	case PromoteAuto, PromoteManual:
+	default:
+		return bad("canary.promote: %q is not auto or manual", c.Promote)
+	}
+	an := c.Analysis
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{
+		{"max_error_rate", an.MaxErrorRate}, {"max_error_rate_ratio", an.MaxErrorRateRatio},
+		{"max_latency_ratio", an.MaxLatencyRatio}, {"min_requests", float64(an.MinRequests)},
+	} {
+		if f.v < 0 {
+			return bad("canary.analysis.%s: %v is negative", f.name, f.v)
+		}
+	}
+	if an.MaxErrorRate > 1 {
+		return bad("canary.analysis.max_error_rate: %v is above 1", an.MaxErrorRate)
+	}
+	if !c.Enabled() && (c.Bake != 0 || c.Promote != PromoteAuto) {
+		return bad("canary: bake or promote set without hosts or percent")
+	}
+	if len(a.Alarms) > 100 {
+		return bad("alarms: %d names, at most 100", len(a.Alarms))
+	}
+	for i, name := range a.Alarms {
+		if strings.TrimSpace(name) == "" {
+			return bad("alarms[%d]: empty alarm name", i)
+		}
+	}
+	if a.Window != "" {
+		if _, err := ParseWindow(a.Window); err != nil {
+			return bad("window: %s", err)
+		}
+	}
+	if a.ValidateTimeout < 0 {
+		return bad("validate_timeout: %s is negative", a.ValidateTimeout)
 	}
 	return nil
 }

@@ -443,8 +443,9 @@ func unreadable(err error) bool {
 }
 
 // refsOfBroken adds to referenced every pool file any index stored under
-// a dist it cannot read may name. It fails when some index cannot be
-// parsed at all.
+// a dist it cannot read may name. It fails, so that the whole pool is
+// kept, when some index object cannot be decompressed, or when an index
+// the dist's InRelease lists (signature unchecked) is not among them.
 func (r *Repo) refsOfBroken(ctx context.Context, dist string, referenced map[string]bool) error {
 	var keys []string
 	err := r.Store.List(ctx, "dists/"+dist+"/", func(o Object) error {
@@ -456,20 +457,39 @@ func (r *Repo) refsOfBroken(ctx context.Context, dist string, referenced map[str
 	if err != nil {
 		return err
 	}
+	have := map[string]bool{} // sha256 of the index objects read
 	for _, key := range keys {
 		data, _, err := getAll(ctx, r.Store, key)
 		if err != nil {
 			return err
 		}
-		if plain, err := gunzipAll(data, 0); err == nil {
-			data = plain
-		} else if bytes.HasPrefix(data, []byte{0x1f, 0x8b}) || bytes.HasPrefix(data, []byte{0xfd, '7', 'z'}) {
+		sum := sha256.Sum256(data)
+		have[hex.EncodeToString(sum[:])] = true
+		plain, err := gunzipAll(data, 0)
+		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
-		for _, line := range bytes.Split(data, []byte("\n")) {
+		for _, line := range bytes.Split(plain, []byte("\n")) {
 			if v, ok := bytes.CutPrefix(line, []byte("Filename:")); ok {
 				referenced[string(bytes.TrimSpace(v))] = true
 			}
+		}
+	}
+	data, _, err := getAll(ctx, r.Store, inReleaseKey(dist))
+	if err != nil {
+		return err
+	}
+	text, _, _ := bytes.Cut(data, []byte("-----BEGIN PGP SIGNATURE-----"))
+	if _, after, ok := bytes.Cut(text, []byte("\n\n")); ok {
+		text = after
+	}
+	rel, err := ParseRelease(text)
+	if err != nil {
+		return fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	for _, f := range rel.Files {
+		if strings.HasSuffix(f.Path, ".gz") && !have[f.SHA256] {
+			return fmt.Errorf("%s lists %s with sha256 %s, which is nowhere", inReleaseKey(dist), f.Path, f.SHA256)
 		}
 	}
 	return nil
@@ -487,6 +507,8 @@ type VerifyReport struct {
 	Files    int      // pool files checked
 	Problems []string // make the repository unusable for some client
 	Warnings []string // stale derived files a later change rewrites
+	// Repairable: some problem is one Repair restores.
+	Repairable bool
 }
 
 // Verify checks every dist: the InRelease signature, every index listed
@@ -526,12 +548,16 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			bkey := byHashKey(dist, f.Path, f.SHA256)
 			b, _, err := getAll(ctx, r.Store, bkey)
-			if err != nil {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, err))
-				continue
+			if err == nil && !matches(b, f) {
+				err = ErrCorrupt
 			}
-			if !matches(b, f) {
-				rep.Problems = append(rep.Problems, fmt.Sprintf("%s (%s): %v", bkey, f.Path, ErrCorrupt))
+			if err != nil {
+				problem := fmt.Sprintf("%s (%s): %v", bkey, f.Path, err)
+				if _, _, restored, rerr := readIndex(ctx, r.Store, dist, f); rerr == nil && restored {
+					problem += " (its plain-path copy matches: pkgbuild repair restores it)"
+					rep.Repairable = true
+				}
+				rep.Problems = append(rep.Problems, problem)
 				continue
 			}
 			if !strings.HasSuffix(f.Path, "/Packages.gz") {

@@ -165,6 +165,9 @@ type state struct {
 	pkgs    map[pkgKey]Package
 	order   []pkgKey // index order; new entries go last
 	deleted bool     // a key may have been deleted and added again
+	// restored: indexes read from their plain-path copy because their
+	// by-hash object was missing; the commit stores them again if unchanged.
+	restored []string
 	// newPool lists the pool files of entries added by this change: the
 	// commit holds them (see hold) and ensure checks they exist.
 	newPool []string
@@ -215,12 +218,33 @@ func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &state{dist: dist, etag: d.ETag, release: d.Release, pkgs: make(map[pkgKey]Package, len(d.Packages))}
+	st := &state{dist: dist, etag: d.ETag, release: d.Release, pkgs: make(map[pkgKey]Package, len(d.Packages)), restored: d.Restored}
+	if len(d.Restored) > 0 {
+		r.log().Warn("by-hash indexes were missing; read their plain-path copies, and this change stores them again", "dist", dist, "indexes", d.Restored)
+	}
 	for _, p := range d.Packages {
+		if err := checkEntry(p); err != nil {
+			return nil, fmt.Errorf("dists/%s: %w; refusing to carry it forward (yank it or repair the index)", dist, err)
+		}
 		st.add(p)
 	}
 	st.newPool = nil
 	return st, nil
+}
+
+// checkEntry rejects an index entry a change must not write again: one
+// whose name, version or pool path is not valid.
+func checkEntry(p Package) error {
+	if !validName.MatchString(p.Name) {
+		return fmt.Errorf("%w: index entry %q: invalid package name", ErrBadControl, p.String())
+	}
+	if _, err := ParseVersion(p.Version); err != nil {
+		return fmt.Errorf("%w: index entry %q: %v", ErrBadControl, p.String(), err)
+	}
+	if !strings.HasPrefix(p.Filename, "pool/") || strings.Contains(p.Filename, "..") || len(p.SHA256) != 64 {
+		return fmt.Errorf("%w: index entry %q: bad Filename or SHA256", ErrBadControl, p.String())
+	}
+	return nil
 }
 
 // change edits a dist's packages; it reports whether anything changed.
@@ -321,7 +345,7 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 			continue
 		}
 		if st.release != nil {
-			if old, ok := st.release.File(f.path); ok && old.SHA256 == f.rf.SHA256 {
+			if old, ok := st.release.File(f.path); ok && old.SHA256 == f.rf.SHA256 && !slices.Contains(st.restored, f.path) {
 				continue // unchanged: its by-hash object is already there
 			}
 		}
@@ -443,7 +467,7 @@ func (r *Repo) writeDerived(ctx context.Context, dist, etag string, release, det
 		// Another writer committed while these were written; its derived
 		// files may have gone up before ours. Derive from the newest state.
 		r.log().Debug("InRelease moved while writing derived files; re-deriving", "dist", dist)
-		if etag, err = r.Repair(ctx, dist); err != nil {
+		if etag, err = r.rederive(ctx, dist); err != nil {
 			return nil // the next change repairs them
 		}
 	}
@@ -457,10 +481,10 @@ func (r *Repo) put(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// Repair rewrites dist's derived files (Release, Release.gpg, the plain-path
+// rederive rewrites dist's derived files (Release, Release.gpg, the plain-path
 // indexes) from its current InRelease and by-hash indexes. It returns the
 // ETag of the InRelease it derived from.
-func (r *Repo) Repair(ctx context.Context, dist string) (string, error) {
+func (r *Repo) rederive(ctx context.Context, dist string) (string, error) {
 	if r.Signer == nil {
 		return "", ErrNoSigner
 	}
@@ -495,7 +519,7 @@ func (r *Repo) Repair(ctx context.Context, dist string) (string, error) {
 		if !stored(f.Path) {
 			continue
 		}
-		b, _, err := getAll(ctx, r.Store, byHashKey(dist, f.Path, f.SHA256))
+		b, _, _, err := readIndex(ctx, r.Store, dist, f)
 		if err != nil {
 			return "", err
 		}
@@ -611,7 +635,18 @@ func readDebFile(path string) (*Deb, error) {
 }
 
 // putPool stores a .deb create-only; an identical existing file is fine.
+// An existing file that a prune deletes before it could be compared is
+// stored again.
 func (r *Repo) putPool(ctx context.Context, d localDeb) error {
+	for attempt := 0; ; attempt++ {
+		err := r.putPoolOnce(ctx, d)
+		if !errors.Is(err, ErrNotFound) || attempt == 3 {
+			return err
+		}
+	}
+}
+
+func (r *Repo) putPoolOnce(ctx context.Context, d localDeb) error {
 	f, err := os.Open(d.path)
 	if err != nil {
 		return err

@@ -3,8 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"github.com/klauspost/compress/gzip"
@@ -48,6 +46,10 @@ type Dist struct {
 	ETag     string // of InRelease
 	Release  *Release
 	Packages []Package // sorted by SortPackages
+	// Restored lists the indexes (paths relative to the dist) whose by-hash
+	// object was missing and that were read from their plain-path copy,
+	// which matched the checksum InRelease lists.
+	Restored []string
 }
 
 // Check is the cheap poll: one conditional GET of dists/<dist>/InRelease.
@@ -142,9 +144,12 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 			if !ok {
 				return nil, fmt.Errorf("%s: %w: %s not listed", inReleaseKey(dist), ErrCorrupt, path)
 			}
-			pkgs, err := readPackages(ctx, s, dist, comp, rel, rf)
+			pkgs, restored, err := readPackages(ctx, s, dist, comp, rel, rf)
 			if err != nil {
 				return nil, err
+			}
+			if restored {
+				d.Restored = append(d.Restored, rf.Path)
 			}
 			if d.Packages == nil {
 				d.Packages = pkgs
@@ -171,21 +176,38 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 }
 
 // readPackages fetches the index rf (Packages.gz) by hash, checks its
-// checksum and parses it.
-func readPackages(ctx context.Context, s Store, dist, comp string, rel *Release, rf ReleaseFile) ([]Package, error) {
-	key := byHashKey(dist, rf.Path, rf.SHA256)
-	data, _, err := getAll(ctx, s, key)
+// checksum and parses it. When the by-hash object is missing or damaged it
+// falls back, as apt does, to the plain-path copy, if that matches the
+// checksum; restored says so.
+func readPackages(ctx context.Context, s Store, dist, comp string, rel *Release, rf ReleaseFile) (pkgs []Package, restored bool, err error) {
+	data, key, restored, err := readIndex(ctx, s, dist, rf)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != rf.SHA256 || int64(len(data)) != rf.Size {
-		return nil, fmt.Errorf("%s: %w", key, ErrCorrupt)
+		return nil, false, err
 	}
 	plainSize := int64(0)
 	if pf, ok := rel.File(strings.TrimSuffix(rf.Path, ".gz")); ok {
 		plainSize = pf.Size
 	}
-	return parseCompressed(key, data, comp, plainSize)
+	pkgs, err = parseCompressed(key, data, comp, plainSize)
+	return pkgs, restored, err
+}
+
+// readIndex returns the bytes of the index rf lists: its by-hash object,
+// else its plain-path copy when that one matches rf (restored).
+func readIndex(ctx context.Context, s Store, dist string, rf ReleaseFile) (data []byte, key string, restored bool, err error) {
+	key = byHashKey(dist, rf.Path, rf.SHA256)
+	data, _, err = getAll(ctx, s, key)
+	if err == nil && matches(data, rf) {
+		return data, key, false, nil
+	}
+	if err == nil {
+		err = ErrCorrupt
+	}
+	plain := "dists/" + dist + "/" + rf.Path
+	if pdata, _, perr := getAll(ctx, s, plain); perr == nil && matches(pdata, rf) {
+		return pdata, plain, true, nil
+	}
+	return nil, key, false, fmt.Errorf("read %s: %w (no copy with that checksum at %s either)", key, err, plain)
 }
 
 // gunzipAll decompresses data; size, when known, is the decompressed size

@@ -60,14 +60,23 @@ type fleetFlags struct {
 }
 
 func (f *fleetFlags) register(cmd *cobra.Command, change bool) {
+	f.registerRedis(cmd)
+	if change {
+		f.registerChange(cmd)
+	}
+}
+
+func (f *fleetFlags) registerRedis(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.redisURL, "redis", os.Getenv("APTFLEET_REDIS_URL"), "the fleet's Redis: redis://[user:password@]host:port/db, rediss:// for TLS (default $APTFLEET_REDIS_URL)")
 	fl.StringVar(&f.prefix, "redis-prefix", "aptfleet:", "key prefix, as redis.prefix in puller.yaml")
-	if change {
-		fl.StringVar(&f.actor, "actor", "", "who makes the change (default: $BUILD_USER and $BUILD_URL under Jenkins, else $USER@hostname)")
-		fl.StringVar(&f.snsTopic, "sns-topic-arn", "", "also send the change as an event to this SNS topic (the notifier's)")
-		fl.StringVar(&f.snsEndpoint, "sns-endpoint", "", "SNS endpoint URL (default: AWS_ENDPOINT_URL_SNS, else AWS)")
-	}
+}
+
+func (f *fleetFlags) registerChange(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.actor, "actor", "", "who makes the change (default: $BUILD_USER and $BUILD_URL under Jenkins, else $USER@hostname)")
+	fl.StringVar(&f.snsTopic, "sns-topic-arn", "", "also send the change as an event to this SNS topic (the notifier's)")
+	fl.StringVar(&f.snsEndpoint, "sns-endpoint", "", "SNS endpoint URL (default: AWS_ENDPOINT_URL_SNS, else AWS)")
 }
 
 // quietRedis silences go-redis's own logger, which prints every failed dial

@@ -4,6 +4,9 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/repo"
 )
 
 // newPromoteCmd returns `pkgbuild promote`.
@@ -12,6 +15,7 @@ func newPromoteCmd() *cobra.Command {
 		f        repoFlags
 		ann      announceFlags
 		wait     waitFlags
+		ff       fleetFlags
 		from, to string
 	)
 	cmd := &cobra.Command{
@@ -33,6 +37,16 @@ bytes staging tested. Only indexes change.`,
 			if err != nil {
 				return oneLine(err)
 			}
+			ctx := cmd.Context()
+			if err := ff.prepare(ctx); err != nil {
+				return err
+			}
+			ff.redisURL, ff.prefix = wait.redisURL, wait.prefix
+			h, err := ff.openHistory(ctx)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
 			if err := wait.waitRollouts(cmd.Context(), cmd.ErrOrStderr(), from, refs); err != nil {
 				return oneLine(fmt.Errorf("promote: %w", err))
 			}
@@ -46,12 +60,30 @@ bytes staging tested. Only indexes change.`,
 			if len(added) == 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s already has every version given\n", to)
 			}
+			seen := map[string]bool{}
+			for _, p := range added {
+				if seen[p.Name+"="+p.Version] {
+					continue
+				}
+				seen[p.Name+"="+p.Version] = true
+				newest, err := r.Newest(ctx, to, p.Name)
+				if err == nil && repo.CompareVersions(p.Version, newest) < 0 {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s %s is older than %s's newest, %s: hosts stay on %s (to go back, pkgbuild rollback --dist %s %s --to %s)\n",
+						p.Name, p.Version, to, newest, newest, to, p.Name, p.Version)
+				}
+				ev := ff.event(event.Promoted, p.Name, to, p.Version, "")
+				ev.From = from
+				if err := h.record(ctx, &ff, "promoted", ev); err != nil {
+					return err
+				}
+			}
 			return oneLine(ann.announce(cmd.Context(), cmd.ErrOrStderr(), to, added))
 		},
 	}
 	f.register(cmd, true)
 	ann.register(cmd)
 	wait.register(cmd)
+	ff.registerChange(cmd)
 	cmd.Flags().StringVar(&from, "from", "", "dist to copy from (required)")
 	cmd.Flags().StringVar(&to, "to", "", "dist to copy to (required; created if needed)")
 	cmd.MarkFlagRequired("from")

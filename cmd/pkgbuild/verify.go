@@ -32,6 +32,9 @@ which the next change rewrites) are reported as warnings. Problems exit 1.`,
 				for _, p := range rep.Problems {
 					fmt.Fprintf(cmd.ErrOrStderr(), "problem: %s\n", p)
 				}
+				if rep.Repairable {
+					fmt.Fprintf(cmd.ErrOrStderr(), "run pkgbuild repair --repo %s to restore what can be restored\n", f.url)
+				}
 				if err == nil {
 					fmt.Fprintf(cmd.OutOrStdout(), "ok: %d dists, %d index entries, %d pool files verified\n", len(rep.Dists), rep.Packages, rep.Files)
 				}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // HAProxyConfig addresses one server of an HAProxy backend.
@@ -148,15 +150,57 @@ func (h *HAProxy) Disable(ctx context.Context) error {
 
 // Stat reads the server's row of "show stat".
 func (h *HAProxy) Stat(ctx context.Context) (ServerStat, error) {
-	out, err := h.command(ctx, "show stat")
+	rows, err := h.showStat(ctx)
 	if err != nil {
 		return ServerStat{}, err
+	}
+	row, ok := rows[h.cfg.Server]
+	if !ok {
+		return ServerStat{}, fmt.Errorf("haproxy show stat: %w: no server %s/%s", ErrHAProxy, h.cfg.Backend, h.cfg.Server)
+	}
+	st := ServerStat{Status: row["status"]}
+	st.Sessions, _ = strconv.Atoi(row["scur"])
+	st.Queued, _ = strconv.Atoi(row["qcur"])
+	return st, nil
+}
+
+// Counters reads the counters of every server of the backend, keyed by
+// server name, for the canary analysis: req_tot (stot when the backend does
+// not count HTTP requests), hrsp_5xx, and rtime (ttime when rtime is 0).
+func (h *HAProxy) Counters(ctx context.Context) (map[string]puller.ServerCounters, error) {
+	rows, err := h.showStat(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]puller.ServerCounters, len(rows))
+	for name, row := range rows {
+		num := func(col string) int64 { n, _ := strconv.ParseInt(row[col], 10, 64); return n }
+		c := puller.ServerCounters{Status: row["status"], Requests: num("req_tot"), Errors: num("hrsp_5xx"), LatencyMs: float64(num("rtime"))}
+		if row["req_tot"] == "" {
+			c.Requests = num("stot")
+		}
+		if c.LatencyMs == 0 {
+			c.LatencyMs = float64(num("ttime"))
+		}
+		out[name] = c
+	}
+	return out, nil
+}
+
+var _ puller.LoadStats = (*HAProxy)(nil)
+
+// showStat returns the rows of the backend's servers in "show stat", each a
+// map of column name to value, keyed by server name.
+func (h *HAProxy) showStat(ctx context.Context) (map[string]map[string]string, error) {
+	out, err := h.command(ctx, "show stat")
+	if err != nil {
+		return nil, err
 	}
 	r := csv.NewReader(strings.NewReader(strings.TrimPrefix(out, "# ")))
 	r.FieldsPerRecord = -1
 	header, err := r.Read()
 	if err != nil {
-		return ServerStat{}, fmt.Errorf("haproxy show stat: %w", err)
+		return nil, fmt.Errorf("haproxy show stat: %w", err)
 	}
 	col := map[string]int{}
 	for i, name := range header {
@@ -164,24 +208,27 @@ func (h *HAProxy) Stat(ctx context.Context) (ServerStat, error) {
 	}
 	for _, name := range []string{"pxname", "svname", "qcur", "scur", "status"} {
 		if _, ok := col[name]; !ok {
-			return ServerStat{}, fmt.Errorf("haproxy show stat: no %s column", name)
+			return nil, fmt.Errorf("haproxy show stat: no %s column", name)
 		}
 	}
+	rows := map[string]map[string]string{}
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
-			return ServerStat{}, fmt.Errorf("haproxy show stat: %w: no server %s/%s", ErrHAProxy, h.cfg.Backend, h.cfg.Server)
+			return rows, nil
 		}
 		if err != nil {
-			return ServerStat{}, fmt.Errorf("haproxy show stat: %w", err)
+			return nil, fmt.Errorf("haproxy show stat: %w", err)
 		}
-		if len(rec) < len(header) || rec[col["pxname"]] != h.cfg.Backend || rec[col["svname"]] != h.cfg.Server {
+		sv := rec[col["svname"]]
+		if len(rec) < len(header) || rec[col["pxname"]] != h.cfg.Backend || sv == "BACKEND" || sv == "FRONTEND" {
 			continue
 		}
-		st := ServerStat{Status: rec[col["status"]]}
-		st.Sessions, _ = strconv.Atoi(rec[col["scur"]])
-		st.Queued, _ = strconv.Atoi(rec[col["qcur"]])
-		return st, nil
+		row := make(map[string]string, len(header))
+		for i, name := range header {
+			row[name] = rec[i]
+		}
+		rows[sv] = row
 	}
 }
 

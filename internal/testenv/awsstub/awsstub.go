@@ -1,6 +1,6 @@
 // Package awsstub holds hand-written stand-ins for the AWS APIs that no
-// implementation runs for here: Parameter Store's GetParameter, and the
-// SigV4 check every stand-in applies. They speak each API's wire protocol,
+// implementation runs for here: Parameter Store's GetParameter, CloudWatch's
+// DescribeAlarms, and the SigV4 check every stand-in applies. They speak each API's wire protocol,
 // so the real clients (aws-sdk-go-v2, curl --aws-sigv4) make the calls; they
 // are stand-ins, not AWS, and check only what is written here.
 package awsstub
