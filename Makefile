@@ -10,7 +10,8 @@ export PATH  := $(TOOLS):$(PATH)
 # Debian packages the tests use. `make deps` installs the missing ones.
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
-                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time
+                xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time \
+                chromium prometheus
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
@@ -37,7 +38,7 @@ deps: ## install the Debian packages the tests need (as root), or print the comm
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
 	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$(echo $$missing)"; \
 	if [ "$$(id -u)" = 0 ]; then echo "deps: installing $$(echo $$missing)"; \
-	  systemctl mask --now redis-server.service haproxy.service >/dev/null 2>&1 || true; \
+	  systemctl mask --now redis-server.service haproxy.service prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true; \
 	  bash -c "$$cmd"; \
 	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
 
@@ -62,7 +63,13 @@ lint: tf-lint ## gofmt, go vet, terraform fmt and tflint
 .PHONY: test
 test: deps tools testroot lint ## the full test suite: installs what it needs, then runs every test
 	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory test-rules
 	$(MAKE) --no-print-directory test-firstboot
+
+.PHONY: test-rules
+test-rules: ## check and unit-test the Prometheus alert rules with promtool
+	promtool check rules deploy/prometheus/aptfleet.rules.yml
+	cd deploy/prometheus && promtool test rules aptfleet.rules.test.yml
 
 .PHONY: test-short
 test-short: ## the tests, without installing anything (missing tools skip)
@@ -243,7 +250,7 @@ demo-repo: hello ## publish hello to a local signed repo (staging), promote it t
 
 .PHONY: trials-lock
 trials-lock: ## lock-safety trials against a real redis-server, with their counts
-	$(GO) test -count=1 -v -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep' ./puller/redislock
+	APTFLEET_LOCK_TRIALS=3 $(GO) test -count=1 -v -timeout 20m -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep|TestCapHoldsThroughFailover' ./puller/redislock
 
 .PHONY: bench-gossip
 bench-gossip: ## time from a deploy announce until all of 30 / 100 Serf members on loopback have it

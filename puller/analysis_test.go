@@ -80,3 +80,31 @@ func TestAnalyze(t *testing.T) {
 		t.Errorf("summary\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The worked example of docs/agent.md.
+func TestAnalyzeWorkedExample(t *testing.T) {
+	def := defaultApp(App{}).Canary.Analysis
+	for _, tt := range []struct {
+		canaryErrors int
+		want         string
+	}{
+		{14, "analysis failed (error rate 2.3x the baseline's > max_error_rate_ratio 2): canary 14/1200 5xx (1.17%), 42 ms over 1 server(s); baseline 11/10800 5xx (0.10%), 30 ms over 9 server(s)"},
+		{5, "analysis passed: canary 5/1200 5xx (0.42%), 42 ms over 1 server(s); baseline 11/10800 5xx (0.10%), 30 ms over 9 server(s)"},
+	} {
+		var o Observation
+		start, end := map[string]ServerCounters{"c": {}}, map[string]ServerCounters{"c": {Requests: 1200, Errors: int64(tt.canaryErrors), LatencyMs: 42}}
+		for i := range 9 {
+			name := "base" + string(rune('0'+i))
+			start[name] = ServerCounters{}
+			end[name] = ServerCounters{Requests: 1200, LatencyMs: 30}
+			if i == 0 {
+				end[name] = ServerCounters{Requests: 1200, Errors: 11, LatencyMs: 30}
+			}
+		}
+		o.Add(start)
+		o.Add(end)
+		if got := Analyze(def, &o, []string{"c"}).String(); got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}

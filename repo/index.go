@@ -148,11 +148,14 @@ func firstLineOf(b []byte) string {
 
 // Release is the content of a dist's Release file.
 type Release struct {
-	Origin        string
-	Label         string
-	Suite         string
-	Codename      string
-	Date          time.Time
+	Origin   string
+	Label    string
+	Suite    string
+	Codename string
+	Date     time.Time
+	// ValidUntil, when set, is when clients stop trusting this Release
+	// (apt's Valid-Until): a replayed old InRelease then expires.
+	ValidUntil    time.Time
 	Architectures []string
 	Components    []string
 	// Files are the indexes, paths relative to dists/<dist>/.
@@ -165,6 +168,15 @@ type ReleaseFile struct {
 	Size   int64
 	SHA256 string
 	SHA512 string // empty unless Config.SHA512
+}
+
+// ValidFor is the validity period this Release was signed with
+// (Valid-Until - Date), 0 when it has no Valid-Until.
+func (r *Release) ValidFor() time.Duration {
+	if r.ValidUntil.IsZero() {
+		return 0
+	}
+	return r.ValidUntil.Sub(r.Date)
 }
 
 // File returns the entry for path.
@@ -182,6 +194,9 @@ func (r *Release) Bytes() []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "Origin: %s\nLabel: %s\nSuite: %s\nCodename: %s\n", r.Origin, r.Label, r.Suite, r.Codename)
 	fmt.Fprintf(&b, "Date: %s\n", r.Date.UTC().Format(time.RFC1123Z))
+	if !r.ValidUntil.IsZero() {
+		fmt.Fprintf(&b, "Valid-Until: %s\n", r.ValidUntil.UTC().Format(time.RFC1123Z))
+	}
 	fmt.Fprintf(&b, "Architectures: %s\nComponents: %s\n", strings.Join(r.Architectures, " "), strings.Join(r.Components, " "))
 	b.WriteString("Acquire-By-Hash: yes\n")
 	b.WriteString("SHA256:\n")
@@ -210,6 +225,11 @@ func ParseRelease(data []byte) (*Release, error) {
 	if d := p.Get("Date"); d != "" {
 		if r.Date, err = time.Parse(time.RFC1123Z, d); err != nil {
 			return nil, fmt.Errorf("%w: Release Date %q", ErrBadControl, d)
+		}
+	}
+	if d := p.Get("Valid-Until"); d != "" {
+		if r.ValidUntil, err = time.Parse(time.RFC1123Z, d); err != nil {
+			return nil, fmt.Errorf("%w: Release Valid-Until %q", ErrBadControl, d)
 		}
 	}
 	byPath := map[string]int{}

@@ -41,7 +41,7 @@ func (r Ref) matches(p Package) bool {
 // List returns every package in dist, all architectures and components,
 // sorted by name and newest version first.
 func (r *Repo) List(ctx context.Context, dist string) ([]Package, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true)
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +72,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 			return nil, fmt.Errorf("%s is not in %s", ref, from)
 		}
 	}
+	if err := r.checkSigner(ctx, to, true); err != nil {
+		return nil, err
+	}
 	var added []Package
 	err = r.update(ctx, to, true, func(st *state) (bool, error) {
 		added = added[:0]
@@ -94,6 +97,9 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 // stay until Prune finds no dist referring to them. A ref that is not in
 // the dist is an error and nothing changes.
 func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, error) {
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
 	var removed []Package
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
 		removed = removed[:0]
@@ -113,6 +119,29 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 	})
 	SortPackages(removed)
 	return removed, err
+}
+
+// Resign signs dist's current state again with a new Date and, when the dist
+// has a validity period (or Config.ValidFor gives one), a new Valid-Until:
+// the same packages, indexes, components, architectures, origin and label.
+// A scheduled job runs it so a dist that does not change stays valid. It
+// returns the Release committed.
+func (r *Repo) Resign(ctx context.Context, dist string) (*Release, error) {
+	if err := CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
+		st.resign = true
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return false }, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	return d.Release, nil
 }
 
 // PruneOptions says what Prune keeps.
@@ -206,6 +235,11 @@ func keepPick(st *state, opts PruneOptions) []Package {
 // everything it may refer to is kept.
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
 	cfg := r.config()
+	if !opts.DryRun {
+		if err := r.checkSigner(ctx, "", false); err != nil {
+			return nil, err
+		}
+	}
 	dists, err := r.Dists(ctx)
 	if err != nil {
 		return nil, err
@@ -521,8 +555,14 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 		return nil, err
 	}
 	rep := &VerifyReport{Dists: dists}
+	if len(dists) == 0 {
+		rep.Problems = append(rep.Problems, "no dist found (no dists/*/InRelease): is the repository address right?")
+		return rep, fmt.Errorf("%w: %s", ErrVerify, rep.Problems[0])
+	}
 	kr := r.keyring()
-	checked := map[string]string{} // pool key -> problem ("" when good)
+	// pool file, size and checksum -> problem ("" when good): each dist's
+	// claim about a file is checked, not just the first one read.
+	checked := map[string]string{}
 	for _, dist := range dists {
 		key := inReleaseKey(dist)
 		data, _, err := getAll(ctx, r.Store, key)
@@ -581,10 +621,11 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 			}
 			for _, p := range pkgs {
 				rep.Packages++
-				problem, ok := checked[p.Filename]
+				claim := fmt.Sprintf("%s %d %s", p.Filename, p.Size, p.SHA256)
+				problem, ok := checked[claim]
 				if !ok {
 					problem = r.verifyPool(ctx, p)
-					checked[p.Filename] = problem
+					checked[claim] = problem
 					rep.Files++
 				}
 				if problem != "" {
@@ -616,7 +657,9 @@ func (r *Repo) verifyDerived(ctx context.Context, rep *VerifyReport, base string
 	} else if sig, _, err := getAll(ctx, r.Store, base+"Release.gpg"); err != nil {
 		stale(base+"Release.gpg", err.Error())
 	} else if err := kr.VerifyDetached(relText, sig); err != nil {
-		stale(base+"Release.gpg", err.Error())
+		// Release is current and its signature is bad: a client that
+		// reads Release and Release.gpg (not InRelease) refuses the dist.
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v (Release matches InRelease)", base+"Release.gpg", err))
 	}
 	for _, f := range rel.Files {
 		if !stored(f.Path) {

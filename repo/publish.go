@@ -58,6 +58,13 @@ type Config struct {
 	// by-hash names. Default false: SHA256 only, which apt requires and
 	// which halves the index uploads.
 	SHA512 bool
+	// ValidFor sets the validity period of the Release files a change
+	// writes: Valid-Until = Date + ValidFor, after which apt and the puller
+	// refuse the dist until it is signed again (Resign), so an old signed
+	// index replayed later expires. 0 keeps the dist's current period (the
+	// one its Release was signed with, Valid-Until - Date; none for a new
+	// dist); a negative value drops Valid-Until. Default 0.
+	ValidFor time.Duration
 	// Attempts is how many times a change re-reads and retries after losing
 	// the commit to a concurrent writer. Default 50.
 	Attempts int
@@ -96,6 +103,10 @@ type Repo struct {
 	Now func() time.Time
 	// Log receives retries and repairs. Default: discard.
 	Log *slog.Logger
+	// NewKey lets a change that creates a dist sign it with a key the
+	// repository does not trust yet, and adds that key to the trusted keys
+	// (publish --new-key). Default false.
+	NewKey bool
 	// AfterStep, when set, is called after each step of a change (the Step
 	// constants); tests use it to stop a publisher at a chosen point.
 	AfterStep func(step string)
@@ -174,6 +185,9 @@ type state struct {
 	// ensure makes sure the pool files keys exist after they were held;
 	// gone are those a pruner may have deleted. Default: check each exists.
 	ensure func(ctx context.Context, keys []string, gone map[string]bool) error
+	// resign keeps the Release's own origin, label, components and
+	// architectures: only Date and Valid-Until change.
+	resign bool
 }
 
 // del removes the entry with key k.
@@ -214,7 +228,7 @@ func (s *state) ordered() []Package {
 }
 
 func (r *Repo) load(ctx context.Context, dist string) (*state, error) {
-	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, false)
+	d, err := readDist(ctx, r.Store, r.keyring(), dist, func(string) bool { return true }, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -301,6 +315,11 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	pkgs := st.ordered()
 	archs := slices.Clone(cfg.Architectures)
 	comps := []string{cfg.Component}
+	origin, label := cfg.Origin, cfg.Label
+	if st.resign {
+		archs, comps = nil, nil
+		origin, label = st.release.Origin, st.release.Label
+	}
 	if st.release != nil {
 		archs = append(archs, st.release.Architectures...)
 		comps = append(comps, st.release.Components...)
@@ -316,8 +335,15 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	slices.Sort(comps)
 	comps = slices.Compact(comps)
 
-	rel := &Release{Origin: cfg.Origin, Label: cfg.Label, Suite: st.dist, Codename: st.dist,
-		Date: r.now().UTC().Truncate(time.Second), Architectures: archs, Components: comps}
+	rel := &Release{Origin: origin, Label: label, Suite: st.dist, Codename: st.dist,
+		Date: releaseDate(r.now(), st.release), Architectures: archs, Components: comps}
+	validFor := cfg.ValidFor
+	if validFor == 0 && st.release != nil {
+		validFor = st.release.ValidFor()
+	}
+	if validFor > 0 {
+		rel.ValidUntil = rel.Date.Add(validFor)
+	}
 	var files []indexFile
 	for _, comp := range comps {
 		for _, arch := range archs {
@@ -417,6 +443,20 @@ func (r *Repo) ensureExist(ctx context.Context, keys []string, _ map[string]bool
 		}
 		return nil
 	})
+}
+
+// releaseDate is the Date of a new Release: now, to the second, and never
+// before the Date of the Release it replaces, even when this writer's clock
+// is behind, since the puller refuses a Date older than one it accepted. It
+// is not pushed past the previous one either: apt refuses a Date in its
+// future (Acquire::Check-Date), and many changes in one second would get
+// there.
+func releaseDate(now time.Time, prev *Release) time.Time {
+	d := now.UTC().Truncate(time.Second)
+	if prev != nil && d.Before(prev.Date) {
+		d = prev.Date.UTC()
+	}
+	return d
 }
 
 func contentType(path string) string {
@@ -575,6 +615,9 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 	}
 	if len(debs) == 0 {
 		return nil, errors.New("no .deb files given")
+	}
+	if err := r.checkSigner(ctx, dist, true); err != nil {
+		return nil, err
 	}
 	if err := parallel(len(debs), func(i int) error { return r.putPool(ctx, debs[i]) }); err != nil {
 		return nil, err

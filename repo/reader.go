@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Errors reading a dist.
@@ -17,6 +18,11 @@ var (
 	ErrNoDist = errors.New("repo: no such dist")
 	// ErrCorrupt: an index does not match the checksum its Release lists.
 	ErrCorrupt = errors.New("repo: index does not match its checksum")
+	// ErrWrongDist: a dist's Release names another dist in its Suite or
+	// Codename (another dist's signed files copied over this one).
+	ErrWrongDist = errors.New("repo: Release is for another dist")
+	// ErrExpired: a dist's Release is past its Valid-Until.
+	ErrExpired = errors.New("repo: Release expired")
 )
 
 var validDist = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -38,6 +44,8 @@ type Reader struct {
 	// Architecture selects the binary-<arch> indexes Index returns
 	// (Architecture: all entries are included too). Default "amd64".
 	Architecture string
+	// Now is the clock Valid-Until is checked against. Default time.Now.
+	Now func() time.Time
 }
 
 // Dist is a consistent view of one dist at one InRelease.
@@ -81,12 +89,33 @@ func (r *Reader) Index(ctx context.Context, dist string) ([]Package, error) {
 }
 
 // Dist reads dist: its verified Release and the packages of r.Architecture.
+// As apt does, it refuses a Release whose Suite or Codename is not dist
+// (ErrWrongDist) and one past its Valid-Until (ErrExpired), before fetching
+// any index.
 func (r *Reader) Dist(ctx context.Context, dist string) (*Dist, error) {
 	arch := r.Architecture
 	if arch == "" {
 		arch = "amd64"
 	}
-	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true)
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	accept := func(rel *Release) error { return CheckRelease(rel, dist, now()) }
+	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true, accept)
+}
+
+// CheckRelease reports whether rel may be trusted as dist's Release at now:
+// its Suite and Codename are dist, and its Valid-Until, if any, is not past.
+func CheckRelease(rel *Release, dist string, now time.Time) error {
+	if rel.Suite != dist || rel.Codename != dist {
+		return fmt.Errorf("%w: Suite %q and Codename %q, not %q", ErrWrongDist, rel.Suite, rel.Codename, dist)
+	}
+	if !rel.ValidUntil.IsZero() && now.After(rel.ValidUntil) {
+		return fmt.Errorf("%w: Valid-Until %s is past (Date %s)", ErrExpired,
+			rel.ValidUntil.UTC().Format(time.RFC3339), rel.Date.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func inReleaseKey(dist string) string { return "dists/" + dist + "/InRelease" }
@@ -113,7 +142,7 @@ func getAll(ctx context.Context, s Store, key string) ([]byte, Object, error) {
 // accepts. Entries listed under several architectures (Architecture: all)
 // are returned once, sorted by SortPackages if sorted is set, else in index
 // order.
-func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool) (*Dist, error) {
+func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(string) bool, sorted bool, accept func(*Release) error) (*Dist, error) {
 	if err := CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
@@ -131,6 +160,11 @@ func readDist(ctx context.Context, s Store, kr Keyring, dist string, arch func(s
 	rel, err := ParseRelease(text)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+	}
+	if accept != nil {
+		if err := accept(rel); err != nil {
+			return nil, fmt.Errorf("%s: %w", inReleaseKey(dist), err)
+		}
 	}
 	d := &Dist{Name: dist, ETag: o.ETag, Release: rel}
 	var seen map[pkgKey]bool // only needed with several indexes

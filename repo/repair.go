@@ -29,6 +29,11 @@ func (r *Repo) Repair(ctx context.Context, dists ...string) (*RepairReport, erro
 	if r.Signer == nil {
 		return nil, ErrNoSigner
 	}
+	// Only the trusted set is checked: a dist to repair may have an
+	// InRelease no key verifies.
+	if err := r.checkSigner(ctx, "", false); err != nil {
+		return nil, err
+	}
 	if len(dists) == 0 {
 		var err error
 		if dists, err = r.Dists(ctx); err != nil {
@@ -132,7 +137,7 @@ func (r *Repo) repairDist(ctx context.Context, dist string, rep *RepairReport) e
 		}
 	}
 	// Pool files cannot be restored from anything in the repository.
-	d, err := readDist(ctx, r.Store, kr, dist, func(string) bool { return true }, true)
+	d, err := readDist(ctx, r.Store, kr, dist, func(string) bool { return true }, true, nil)
 	if err != nil {
 		return nil // already listed above
 	}

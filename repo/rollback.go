@@ -15,6 +15,9 @@ var ErrWouldEmpty = errors.New("would leave no version")
 // dist's index and returns what it removed and the refs that were already
 // absent. Nothing is written when every ref was absent.
 func (r *Repo) Remove(ctx context.Context, dist string, refs []Ref) (removed []Package, absent []Ref, err error) {
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, nil, err
+	}
 	err = r.update(ctx, dist, false, func(st *state) (bool, error) {
 		removed, absent = removed[:0], absent[:0]
 		for _, ref := range refs {
@@ -54,6 +57,9 @@ func (r *Repo) Rollback(ctx context.Context, dist, name, to string) (RollbackRes
 		if _, err := ParseVersion(to); err != nil {
 			return RollbackResult{}, fmt.Errorf("--to %q: %w", to, err)
 		}
+	}
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return RollbackResult{}, err
 	}
 	var res RollbackResult
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {

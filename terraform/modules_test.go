@@ -464,6 +464,14 @@ func TestLaunchTemplateUserData(t *testing.T) {
 				"sns_topic_arn":                 cty.StringVal(cfg.SNSTopicARN),
 				"fraction":                      cty.NumberFloatVal(0.34),
 				"schedule":                      cty.StringVal("@every 1m"),
+				"canary_hosts":                  cty.NumberIntVal(0),
+				"canary_percent":                cty.NumberIntVal(0),
+				"canary_bake":                   cty.StringVal(""),
+				"canary_promote":                cty.StringVal(""),
+				"alarms":                        cty.ListValEmpty(cty.String),
+				"window":                        cty.StringVal(""),
+				"validate":                      cty.StringVal(""),
+				"validate_timeout":              cty.StringVal(""),
 			}),
 			"data": cty.ObjectVal(map[string]cty.Value{
 				"aws_region": cty.ObjectVal(map[string]cty.Value{

@@ -68,6 +68,23 @@ func TestPullerConfig(t *testing.T) {
 				t.Errorf("defaults not applied: lock_ttl %s", p.LockTTL)
 			}
 		}},
+		{"gated", gated, func(t *testing.T, p puller.Config) {
+			a := p.Apps[0]
+			if c := a.Canary; c.Percent == nil || *c.Percent != 10 || c.Hosts != 0 || c.Bake != 20*time.Second || c.Promote != "manual" {
+				t.Errorf("canary = %+v", c)
+			}
+			if strings.Join(a.Alarms, ",") != "hello-5xx-high,hello p99 (latency)" || a.Window != "Mon-Fri 08:00-17:00 Europe/Berlin" {
+				t.Errorf("alarms %q, window %q", a.Alarms, a.Window)
+			}
+			if a.Validate != `/usr/lib/hello/validate --url "http://127.0.0.1:8080/" $HOME` || a.ValidateTimeout != 30*time.Second {
+				t.Errorf("validate %q (%s): want the command verbatim, nothing expanded", a.Validate, a.ValidateTimeout)
+			}
+		}},
+		{"no gates", haproxy, func(t *testing.T, p puller.Config) {
+			if a := p.Apps[0]; a.Canary.Enabled() || len(a.Alarms) != 0 || a.Window != "" || a.Validate != "" {
+				t.Errorf("gates written though none was set: %+v", a)
+			}
+		}},
 		{"haproxy", haproxy, func(t *testing.T, p puller.Config) {
 			d := p.Apps[0].Drain
 			if d.Strategy != "haproxy" || d.HAProxy.Socket != "tcp://127.0.0.1:9999" || d.HAProxy.Backend != "hello" {

@@ -135,6 +135,30 @@ type Config struct {
 	Fraction float64
 	// Schedule is the puller's cron schedule (schedule). Default "@every 1m".
 	Schedule string
+	// CanaryHosts is the app's canary.hosts (canary_hosts). Default 0 (no
+	// canary stage, unless CanaryPercent).
+	CanaryHosts int
+	// CanaryPercent is canary.percent, in (0, 100] (canary_percent).
+	// Default 0 (unset). Excludes CanaryHosts.
+	CanaryPercent float64
+	// CanaryBake is canary.bake, a Go duration such as "10m" (canary_bake).
+	// Default "" (the puller's, 0).
+	CanaryBake string
+	// CanaryPromote is canary.promote, "auto" or "manual" (canary_promote).
+	// Default "" (the puller's, auto).
+	CanaryPromote string
+	// Alarms are the CloudWatch alarm names that halt a rollout (alarms).
+	// Default none.
+	Alarms []string
+	// Window is the weekly deploy window, e.g. "Mon-Fri 08:00-17:00
+	// Europe/Berlin" (window). Default "" (always).
+	Window string
+	// Validate is the validate hook's command (validate). Default "" (none).
+	// It may not contain a single quote or a line break.
+	Validate string
+	// ValidateTimeout is validate_timeout, a Go duration (validate_timeout).
+	// Default "" (the puller's, 2m).
+	ValidateTimeout string
 }
 
 // DefaultConfig returns the defaults; the required fields are empty.
@@ -162,6 +186,11 @@ var (
 	tgARNRE    = regexp.MustCompile(`^arn:[a-z-]+:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]+/[0-9a-f]+$`)
 	socketRE   = regexp.MustCompile(`^(tcp://[A-Za-z0-9.-]+:[0-9]{1,5}|/[A-Za-z0-9._/-]+)$`)
 	backendRE  = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+	durationRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`)
+	promoteRE  = regexp.MustCompile(`^(auto|manual)$`)
+	alarmRE    = regexp.MustCompile(`^[A-Za-z0-9 _./#:()+=@-]+$`) // CloudWatch names, without quotes
+	windowRE   = regexp.MustCompile(`^[A-Za-z0-9 ,:/_+-]+$`)
+	validateRE = regexp.MustCompile(`^[^'\r\n\x00]+$`)
 	scheduleRE = regexp.MustCompile(`^[A-Za-z0-9@*/, -]+$`)
 )
 
@@ -227,6 +256,11 @@ func (c *Config) normalize() ([]byte, error) {
 		{"haproxy_backend", c.HAProxyBackend, backendRE, "an HAProxy backend name", false},
 		{"sns_topic_arn", c.SNSTopicARN, snsARNRE, "an SNS topic ARN", false},
 		{"schedule", c.Schedule, scheduleRE, "a cron schedule", true},
+		{"canary_bake", c.CanaryBake, durationRE, "a duration such as 10m", false},
+		{"canary_promote", c.CanaryPromote, promoteRE, "auto or manual", false},
+		{"window", c.Window, windowRE, "a window such as \"Mon-Fri 08:00-17:00 Europe/Berlin\"", false},
+		{"validate", c.Validate, validateRE, "a command without single quotes or line breaks", false},
+		{"validate_timeout", c.ValidateTimeout, durationRE, "a duration such as 2m", false},
 	}
 	for _, ch := range checks {
 		if err := match(ch.field, ch.value, ch.re, ch.what, ch.required); err != nil {
@@ -258,6 +292,23 @@ func (c *Config) normalize() ([]byte, error) {
 	}
 	if _, err := cron.ParseStandard(c.Schedule); err != nil {
 		return nil, bad("schedule: %q: %v", c.Schedule, err)
+	}
+	if c.CanaryHosts < 0 {
+		return nil, bad("canary_hosts: %d is negative", c.CanaryHosts)
+	}
+	if c.CanaryPercent != 0 && !(c.CanaryPercent > 0 && c.CanaryPercent <= 100) {
+		return nil, bad("canary_percent: %v is outside (0, 100]", c.CanaryPercent)
+	}
+	if c.CanaryHosts > 0 && c.CanaryPercent > 0 {
+		return nil, bad("canary_hosts, canary_percent: give one, not both")
+	}
+	if c.CanaryHosts == 0 && c.CanaryPercent == 0 && (c.CanaryBake != "" || c.CanaryPromote != "") {
+		return nil, bad("canary_bake, canary_promote: set without canary_hosts or canary_percent")
+	}
+	for i, a := range c.Alarms {
+		if !alarmRE.MatchString(a) || strings.TrimSpace(a) == "" {
+			return nil, bad("alarms[%d]: %q is not an alarm name", i, a)
+		}
 	}
 	if err := checkCABundle(c.CABundle); err != nil {
 		return nil, bad("ca_bundle: %v", err)
@@ -341,6 +392,14 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		}
 		join = cty.ListVal(peers)
 	}
+	alarms := cty.ListValEmpty(cty.String)
+	if len(c.Alarms) > 0 {
+		vals := make([]cty.Value, len(c.Alarms))
+		for i, a := range c.Alarms {
+			vals[i] = cty.StringVal(a)
+		}
+		alarms = cty.ListVal(vals)
+	}
 	return map[string]cty.Value{
 		"app":                      cty.StringVal(c.App),
 		"env":                      cty.StringVal(c.Env),
@@ -370,6 +429,14 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"sns_topic_arn":            cty.StringVal(c.SNSTopicARN),
 		"fraction":                 cty.StringVal(strconv.FormatFloat(c.Fraction, 'f', -1, 64)),
 		"schedule":                 cty.StringVal(c.Schedule),
+		"canary_hosts":             cty.NumberIntVal(int64(c.CanaryHosts)),
+		"canary_percent":           cty.NumberFloatVal(c.CanaryPercent),
+		"canary_bake":              cty.StringVal(c.CanaryBake),
+		"canary_promote":           cty.StringVal(c.CanaryPromote),
+		"alarms":                   alarms,
+		"window":                   cty.StringVal(c.Window),
+		"validate":                 cty.StringVal(c.Validate),
+		"validate_timeout":         cty.StringVal(c.ValidateTimeout),
 	}, nil
 }
 

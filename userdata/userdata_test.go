@@ -85,6 +85,19 @@ func lab(t *testing.T) userdata.Config {
 // haproxy is the end-to-end harness's configuration: the lab's, with the
 // host drained through HAProxy's runtime API and events sent to an SNS
 // stand-in.
+// gated is haproxy with every canary, alarm, window and validate variable set.
+func gated(t *testing.T) userdata.Config {
+	c := haproxy(t)
+	c.CanaryPercent = 10
+	c.CanaryBake = "20s"
+	c.CanaryPromote = "manual"
+	c.Alarms = []string{"hello-5xx-high", "hello p99 (latency)"}
+	c.Window = "Mon-Fri 08:00-17:00 Europe/Berlin"
+	c.Validate = `/usr/lib/hello/validate --url "http://127.0.0.1:8080/" $HOME`
+	c.ValidateTimeout = "30s"
+	return c
+}
+
 func haproxy(t *testing.T) userdata.Config {
 	c := lab(t)
 	c.HAProxySocket = "tcp://127.0.0.1:9999"
@@ -255,6 +268,17 @@ func TestConfigErrors(t *testing.T) {
 		{"health url with quote", func(c *userdata.Config) { c.HealthURL = `http://127.0.0.1:8080/"x` }, "health_url:"},
 		{"fraction", func(c *userdata.Config) { c.Fraction = 1.5 }, "fraction:"},
 		{"schedule", func(c *userdata.Config) { c.Schedule = "every minute" }, "schedule:"},
+		{"canary percent", func(c *userdata.Config) { c.CanaryPercent = 150 }, "canary_percent: 150 is outside (0, 100]"},
+		{"canary hosts and percent", func(c *userdata.Config) { c.CanaryHosts, c.CanaryPercent = 1, 10 }, "give one, not both"},
+		{"negative canary hosts", func(c *userdata.Config) { c.CanaryHosts = -1 }, "canary_hosts: -1 is negative"},
+		{"bake without canaries", func(c *userdata.Config) { c.CanaryBake = "10m" }, "set without canary_hosts"},
+		{"bad bake", func(c *userdata.Config) { c.CanaryHosts, c.CanaryBake = 1, "-5m" }, "canary_bake:"},
+		{"bad promote", func(c *userdata.Config) { c.CanaryHosts, c.CanaryPromote = 1, "later" }, "canary_promote:"},
+		{"alarm with a quote", func(c *userdata.Config) { c.Alarms = []string{`a"b`} }, "alarms[0]:"},
+		{"empty alarm", func(c *userdata.Config) { c.Alarms = []string{" "} }, "alarms[0]:"},
+		{"window with a quote", func(c *userdata.Config) { c.Window = `Mon-Fri 08:00-17:00 "UTC"` }, "window:"},
+		{"validate with a quote", func(c *userdata.Config) { c.Validate = `echo 'x'` }, "validate:"},
+		{"validate with a line break", func(c *userdata.Config) { c.Validate = "true\nrm -rf /" }, "validate:"},
 		{"target group", func(c *userdata.Config) { c.TargetGroupARN = "hello" }, "target_group_arn:"},
 		{"sns endpoint without scheme", func(c *userdata.Config) { c.SNSEndpoint = "127.0.0.1:9100" }, "sns_endpoint:"},
 		{"haproxy socket relative", func(c *userdata.Config) {

@@ -41,6 +41,7 @@ with --sns-topic-arn, is sent as an event the notifier renders in Slack.`,
 		newFleetResumeCmd(),
 		newFleetUnbreakCmd(),
 		newFleetForgetCmd(),
+		newFleetServeCmd(),
 
 		// promote-canary joins here: it acts on one app/env like pause.
 	)

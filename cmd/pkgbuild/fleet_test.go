@@ -308,3 +308,37 @@ func TestFleetEvents(t *testing.T) {
 		t.Fatal("a pause refused for its topic ARN was set")
 	}
 }
+
+// TestFleetServe starts `fleet serve` on a free port and reads the page and
+// its JSON.
+func TestFleetServe(t *testing.T) {
+	newFleetRig(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	go func() { done <- run(ctx, []string{"fleet", "serve", "--listen", addr}, &out, &out) }()
+	var body string
+	for i := 0; i < 100; i++ {
+		resp, err := http.Get("http://" + addr + "/")
+		if err == nil {
+			b := new(bytes.Buffer)
+			b.ReadFrom(resp.Body)
+			resp.Body.Close()
+			body = b.String()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(body, `id="env-hello-production"`) || strings.Contains(body, "src=") || strings.Contains(body, "href=") {
+		t.Fatalf("page:\n%s", body)
+	}
+	resp, err := http.Post("http://"+addr+"/", "text/plain", nil)
+	if err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %v %v, want 405", resp, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -81,6 +81,7 @@ bytes staging tested. Only indexes change.`,
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	ann.register(cmd)
 	wait.register(cmd)
 	ff.registerChange(cmd)

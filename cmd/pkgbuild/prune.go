@@ -67,6 +67,7 @@ bucket.`,
 		},
 	}
 	f.register(cmd, false)
+	f.registerValidFor(cmd)
 	cmd.Flags().IntVar(&keep, "keep", 0, "versions to keep per package per dist (required; 0 keeps all)")
 	cmd.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep unreferenced files younger than this")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would go; change nothing")

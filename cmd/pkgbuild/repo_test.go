@@ -103,6 +103,10 @@ func TestRepositoryCommands(t *testing.T) {
 	corrupt := filepath.Join(dir, "corrupt.deb")
 	os.WriteFile(corrupt, full[:len(full)/3], 0o644)
 	v3 := testDeb(t, dir, "hello", "3.0-1")
+	otherKey := filepath.Join(dir, "other.asc")
+	if _, err := runCLI(t, "key", "generate", "--out", otherKey); err != nil {
+		t.Fatal(err)
+	}
 	blocker := filepath.Join(dir, "file")
 	os.WriteFile(blocker, nil, 0o644)
 	bad := []struct {
@@ -122,6 +126,10 @@ func TestRepositoryCommands(t *testing.T) {
 		{"unknown version in promote", nil, []string{"promote", "--repo", repoDir, "--from", "staging", "--to", "production", "--key", key, "hello=9.9-1"}, "hello=9.9-1 is not in staging"},
 		{"bad ref", nil, []string{"yank", "--repo", repoDir, "--dist", "staging", "--key", key, "hello"}, `"hello": want NAME=VERSION`},
 		{"bad dist name", nil, []string{"publish", "--repo", repoDir, "--dist", "../x", "--key", key, v3}, `invalid name "../x"`},
+		{"another key", nil, []string{"publish", "--repo", repoDir, "--dist", "staging", "--key", otherKey, v3}, "publish: repo: signing key not trusted by this repository: dists/staging/InRelease is not signed by key"},
+		{"another key, new dist", nil, []string{"publish", "--repo", repoDir, "--dist", "rogue", "--key", otherKey, v3}, "is not among the repository's trusted keys"},
+		{"another key, yank", nil, []string{"yank", "--repo", repoDir, "--dist", "staging", "--key", otherKey, "hello=1.0-1"}, "signing key not trusted"},
+		{"another key, prune", nil, []string{"prune", "--repo", repoDir, "--keep", "1", "--key", otherKey}, "signing key not trusted"},
 		{"wrong keyring", nil, []string{"verify", "--repo", repoDir, "--keyring", blocker}, "keyring " + blocker},
 		{"store error (directory)", nil, []string{"publish", "--repo", filepath.Join(blocker, "repo"), "--dist", "staging", "--key", key, v3}, blocker},
 		{"store error (S3 unreachable)", map[string]string{"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,6 +24,33 @@ type repoFlags struct {
 	pathStyle bool
 	key       string // private signing key file
 	keyring   string // public keyring file (read-only commands)
+	validFor  time.Duration
+	validCmd  *cobra.Command // has --valid-for: a command that writes Release files
+}
+
+// registerValidFor adds --valid-for to a command that writes Release files.
+func (f *repoFlags) registerValidFor(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&f.validFor, "valid-for", 0,
+		"sign the Release valid for this long (Valid-Until = Date + DURATION, e.g. 168h); 0 drops Valid-Until (default: the dist's current period, none for a new dist)")
+	f.validCmd = cmd
+}
+
+// applyValidFor sets r's validity period from --valid-for, when given.
+func (f *repoFlags) applyValidFor(r *repo.Repo) error {
+	if f.validCmd == nil || !f.validCmd.Flags().Changed("valid-for") {
+		return nil
+	}
+	switch {
+	case f.validFor < 0:
+		return fmt.Errorf("--valid-for %s: must not be negative", f.validFor)
+	case f.validFor == 0:
+		r.Config.ValidFor = -1 // no Valid-Until
+	case f.validFor < time.Minute:
+		return fmt.Errorf("--valid-for %s: shorter than a minute; clients would refuse the dist almost at once", f.validFor)
+	default:
+		r.Config.ValidFor = f.validFor
+	}
+	return nil
 }
 
 func (f *repoFlags) register(cmd *cobra.Command, signing bool) {
@@ -61,6 +89,9 @@ func (f *repoFlags) open(ctx context.Context, signing bool, stderr io.Writer) (*
 			return nil, err
 		}
 		r.Signer = s
+		if err := f.applyValidFor(r); err != nil {
+			return nil, err
+		}
 	case f.keyring != "":
 		k, err := repo.LoadKeyring(f.keyring)
 		if err != nil {

@@ -89,5 +89,13 @@ servers outside AWS only.`,
 	f.StringVar(&c.SNSEndpoint, "sns-endpoint", "", "URL of the SNS API; empty for AWS")
 	f.Float64Var(&c.Fraction, "fraction", c.Fraction, "fraction of the fleet that may deploy at once")
 	f.StringVar(&c.Schedule, "schedule", c.Schedule, "the puller's cron schedule")
+	f.IntVar(&c.CanaryHosts, "canary-hosts", 0, "canary hosts of each new version (0: no canary stage)")
+	f.Float64Var(&c.CanaryPercent, "canary-percent", 0, "canary hosts as a percentage of the live hosts, instead of --canary-hosts")
+	f.StringVar(&c.CanaryBake, "canary-bake", "", "how long the canaries bake, e.g. 10m")
+	f.StringVar(&c.CanaryPromote, "canary-promote", "", "auto or manual promotion of the canaries (default auto)")
+	f.StringArrayVar(&c.Alarms, "alarm", nil, "CloudWatch alarm that halts a rollout when in ALARM (repeatable)")
+	f.StringVar(&c.Window, "window", "", `weekly deploy window, e.g. "Mon-Fri 08:00-17:00 Europe/Berlin"`)
+	f.StringVar(&c.Validate, "validate", "", "command run as root after a restart, before the health check")
+	f.StringVar(&c.ValidateTimeout, "validate-timeout", "", "longest run of --validate (default 2m)")
 	return cmd
 }

@@ -16,7 +16,9 @@ func newVerifyCmd() *cobra.Command {
 InRelease signature, every index against the checksums InRelease lists (by
 hash), and that every package's pool file exists with the size and SHA256 its
 index gives. Stale derived files (Release, Release.gpg, plain-path indexes,
-which the next change rewrites) are reported as warnings. Problems exit 1.`,
+which the next change rewrites) are reported as warnings. A repository with no
+dist (a mistyped --repo) and a Release.gpg that does not verify beside a current
+Release are problems. Problems exit 1.`,
 		Example: `  pkgbuild verify --repo s3://my-bucket/apt --keyring repo.gpg`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -73,6 +73,7 @@ With --redis (or APTFLEET_REDIS_URL) the yank lands in the app/env's history.`,
 		},
 	}
 	f.register(cmd, true)
+	f.registerValidFor(cmd)
 	ff.registerRedis(cmd)
 	ff.registerChange(cmd)
 	ann.register(cmd)

@@ -179,11 +179,25 @@ func (r *Redis) Kill() {
 	}
 }
 
+// Signal sends sig to the server process: SIGSTOP and SIGCONT stall and
+// resume it, as a paused VM or a replica falling behind would be.
+func (r *Redis) Signal(sig os.Signal) error {
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		return fmt.Errorf("redis on %s is not running", r.Addr)
+	}
+	return cmd.Process.Signal(sig)
+}
+
 // Stop kills the server; registered with t.Cleanup.
 func (r *Redis) Stop() { r.Kill() }
 
 // Restart kills the server (SIGKILL) and starts it again on the same port. Without
-// AppendOnly the data is gone afterwards.
+// AppendOnly the data is gone afterwards, unless a snapshot was taken (SAVE):
+// the server then starts from that snapshot, as Redis's default RDB
+// persistence would.
 func (r *Redis) Restart() {
 	r.t.Helper()
 	r.Kill()

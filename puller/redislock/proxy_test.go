@@ -39,6 +39,18 @@ func (p *proxy) Freeze() { p.mu.Lock(); p.frozen = true; p.mu.Unlock() }
 
 func (p *proxy) Thaw() { p.mu.Lock(); p.frozen = false; p.cond.Broadcast(); p.mu.Unlock() }
 
+// Retarget sends new connections to target and closes the open ones, as a
+// failover that moves a DNS name to another server does.
+func (p *proxy) Retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
+	p.mu.Unlock()
+}
+
 func (p *proxy) close() {
 	p.ln.Close()
 	p.mu.Lock()
@@ -68,7 +80,10 @@ func (p *proxy) accept() {
 		if err != nil {
 			return
 		}
-		out, err := net.Dial("tcp", p.target)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		out, err := net.Dial("tcp", target)
 		if err != nil {
 			in.Close()
 			continue

@@ -9,7 +9,10 @@
 // taking part (two sorted sets, <prefix><app>:<env>:viewcaps scored by cap and
 // <prefix><app>:<env>:viewexpiry scored by when the view lapses). Admissions
 // pause for one TTL when the slot set was lost (<prefix><app>:<env>:guard
-// missing). A host waiting in Acquire is queued in
+// missing) or when another Redis serves it than the one that last wrote it
+// (<prefix><app>:<env>:server, the run_id and replication id, changed: a
+// restart from an older snapshot, a failover to a lagging replica). A host
+// waiting in Acquire is queued in
 // <prefix><app>:<env>:waiters; a release wakes the first of them still
 // listening on its own channel, <prefix><app>:<env>:wake:<host>. A lease is
 // renewed in the background; its Context is cancelled as soon as the lease is
@@ -62,14 +65,15 @@ type BusyError struct {
 	Key     string   // "{app}:{env}"
 	Holders []string // hosts holding a slot, when full
 	Cap     int      // the cap applied (the smaller of the request's and the recorded one)
-	// Paused is set when admissions are paused after the slot set was lost (see
-	// Options.TTL); it is how long the pause still lasts.
+	// Paused is set when admissions are paused after the slot set was lost or
+	// the Redis serving it changed (see Options.TTL); it is how long the pause
+	// still lasts.
 	Paused time.Duration
 }
 
 func (e *BusyError) Error() string {
 	if e.Paused > 0 {
-		return fmt.Sprintf("redislock: %s: admissions paused for %s after the slot set was lost", e.Key, e.Paused)
+		return fmt.Sprintf("redislock: %s: admissions paused for %s after the slot set was lost or the Redis serving it changed", e.Key, e.Paused)
 	}
 	return fmt.Sprintf("redislock: %s: all %d slots held (%s)", e.Key, e.Cap, strings.Join(e.Holders, ", "))
 }
@@ -80,8 +84,10 @@ type Options struct {
 	Prefix string
 	// TTL of a lease: a holder that stops renewing loses its slot this long after
 	// its last renewal. It is also how long admissions pause when the slot set is
-	// found missing (Redis restarted without its data), so that no holder that
-	// still believes in a lost lease overlaps a new one. Default 30s.
+	// found missing (Redis restarted without its data) or served by another
+	// Redis than the one that wrote it last (a restart from an older snapshot,
+	// a replica promoted), so that no holder that still believes in a lost
+	// lease overlaps a new one. Default 30s.
 	TTL time.Duration
 	// RenewEvery is how often a held lease is renewed. Default TTL/3.
 	RenewEvery time.Duration
@@ -141,6 +147,9 @@ func (s *Semaphore) keys(key string) (slots, tokens, guard, waiters, wake string
 	return base + ":slots", base + ":tokens", base + ":guard", base + ":waiters", base + ":wake:"
 }
 
+// serverKey holds the identity of the Redis that last wrote key's slot set.
+func (s *Semaphore) serverKey(key string) string { return s.opts.Prefix + key + ":server" }
+
 // viewKeys are the sorted sets of the hosts' views of the cap: host -> cap,
 // and host -> when the view lapses (server ms).
 func (s *Semaphore) viewKeys(key string) []string {
@@ -152,7 +161,37 @@ func (s *Semaphore) viewKeys(key string) []string {
 // waiter refreshes it at every attempt, a holder at every renewal.
 func (s *Semaphore) viewTTL() time.Duration { return max(s.opts.TTL, 3*s.opts.PollEvery) }
 
-// acquireScript: KEYS slots, tokens, guard, waiters[, viewcaps, viewexpiry]; ARGV host, token, ttl ms, cap, view ttl ms, wait. Returns {1,
+// serverCheck is the Lua function both acquireScript and armScript start
+// with: serverCheck(server key, guard key, now ms, ttl ms) returns the guard's
+// pause end (nil when the guard is missing). The server key holds the
+// identity (run_id and replication id) of the Redis that last wrote the slot
+// set. A different identity means the slot set may have come back with only
+// part of its past: a restart from an older snapshot, or an async replica
+// promoted while it lagged. Holders admitted since that past are unknown to
+// this server, so admissions pause for one TTL, the longest such a holder
+// can still believe in its lease, as they do when the guard is missing. A
+// missing server key (first use) starts no pause by itself: a slot set lost
+// whole has lost its guard too.
+const serverCheck = `
+local function serverCheck(server, guard, now, ttl)
+  local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or '?'
+  local repl = string.match(redis.call('INFO', 'replication'), 'master_replid:(%w+)') or '?'
+  local id = run .. ':' .. repl
+  local seen = redis.call('GET', server)
+  local until_ms = tonumber(redis.call('GET', guard))
+  if seen ~= id then
+    redis.call('SET', server, id)
+    if seen and (not until_ms or until_ms < now + ttl) then
+      until_ms = now + ttl
+      redis.call('SET', guard, until_ms)
+    end
+  end
+  return until_ms
+end
+`
+
+// acquireScript: KEYS slots, tokens, guard, waiters, server[, viewcaps,
+// viewexpiry]; ARGV host, token, ttl ms, cap, view ttl ms, wait. Returns {1,
 // cap} admitted, {0, cap, holders...} full ({0, cap} and the host queued as a
 // waiter when wait is "1"), {-1, cap, pause ms} paused.
 //
@@ -163,18 +202,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
-if KEYS[5] then
-  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now)
+if KEYS[6] then
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now)
   if #lapsed > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-    for _, h in ipairs(lapsed) do redis.call('ZREM', KEYS[5], h) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+    for _, h in ipairs(lapsed) do redis.call('ZREM', KEYS[6], h) end
   end
-  redis.call('ZADD', KEYS[5], cap, ARGV[1])
-  redis.call('ZADD', KEYS[6], now + tonumber(ARGV[5]), ARGV[1])
-  local low = tonumber(redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')[2])
+  redis.call('ZADD', KEYS[6], cap, ARGV[1])
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[5]), ARGV[1])
+  local low = tonumber(redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2])
   if low < cap then cap = low end
 end
-local until_ms = tonumber(redis.call('GET', KEYS[3]))
+` + serverCheck + `
+local until_ms = serverCheck(KEYS[5], KEYS[3], now, ttl)
 if not until_ms then
   until_ms = now + ttl
   redis.call('SET', KEYS[3], until_ms)
@@ -204,13 +244,15 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return {1, cap}
 `)
 
-// armScript: KEYS guard; ARGV ttl ms. Sets a missing guard, and with it
-// the pause of one TTL, as an acquisition would; returns the pause left in
-// ms (0 when none).
+// armScript: KEYS guard, server; ARGV ttl ms. Sets a missing guard, and
+// with it the pause of one TTL, as an acquisition would, and pauses as it
+// would when the Redis serving the slot set changed; returns the pause left
+// in ms (0 when none).
 var armScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local until_ms = tonumber(redis.call('GET', KEYS[1]))
+` + serverCheck + `
+local until_ms = serverCheck(KEYS[2], KEYS[1], now, tonumber(ARGV[1]))
 if not until_ms then
   until_ms = now + tonumber(ARGV[1])
   redis.call('SET', KEYS[1], until_ms)
@@ -282,7 +324,7 @@ func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Re
 		return nil, err
 	}
 	slots, tokens, guard, waiters, _ := s.keys(req.Key)
-	keys := []string{slots, tokens, guard, waiters}
+	keys := []string{slots, tokens, guard, waiters, s.serverKey(req.Key)}
 	if req.SmallestCap {
 		keys = append(keys, s.viewKeys(req.Key)...)
 	}
@@ -388,7 +430,7 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (puller.Lea
 // guard missing, which is after the data was lost. Arm returns the pause left.
 func (s *Semaphore) Arm(ctx context.Context, key string) (time.Duration, error) {
 	_, _, guard, _, _ := s.keys(key)
-	ms, err := armScript.Run(ctx, s.rdb, []string{guard}, s.opts.TTL.Milliseconds()).Int64()
+	ms, err := armScript.Run(ctx, s.rdb, []string{guard, s.serverKey(key)}, s.opts.TTL.Milliseconds()).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("arm %s: %w", key, err)
 	}

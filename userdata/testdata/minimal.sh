@@ -240,6 +240,10 @@ EOF
         backend: "$HAPROXY_BACKEND"
 EOF
 	fi
+	# The gates: single-quoted, and checked by the renderer to hold no quote.
+	ALARMS=()
+	if [ "${#ALARMS[@]}" -gt 0 ]; then echo "    alarms:"; fi
+	for alarm in "${ALARMS[@]}"; do echo "      - \"$alarm\""; done
 } | put "$CONFIG" 0644
 
 step "write the puller environment"

@@ -51,6 +51,12 @@ func (a *Apt) Run(ctx context.Context, args ...string) (string, error) {
 		"-o", "APT::Sandbox::User=root",
 		"-o", "Acquire::Retries=0",
 		"-o", "Debug::NoLocking=1",
+		// apt's defaults, stated because the machine's own
+		// /etc/apt/apt.conf.d is read despite Dir::Etc::parts above and may
+		// turn them off (a mirror of snapshots does); without Check-Date apt
+		// checks no Valid-Until either.
+		"-o", "Acquire::Check-Valid-Until=true",
+		"-o", "Acquire::Check-Date=true",
 		"-q",
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

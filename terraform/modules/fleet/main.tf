@@ -60,6 +60,14 @@ locals {
     sns_topic_arn            = var.sns_topic_arn
     fraction                 = var.fraction
     schedule                 = var.schedule
+    canary_hosts             = var.canary_hosts
+    canary_percent           = var.canary_percent
+    canary_bake              = var.canary_bake
+    canary_promote           = var.canary_promote
+    alarms                   = var.alarms
+    window                   = var.window
+    validate                 = var.validate
+    validate_timeout         = var.validate_timeout
   })
 
   tags = merge(var.tags, { "aptfleet:app" = var.app, "aptfleet:env" = var.env })

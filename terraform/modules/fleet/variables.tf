@@ -244,6 +244,69 @@ variable "schedule" {
   }
 }
 
+variable "canary_hosts" {
+  description = "Canary hosts of each new version: the first this many to take a slot deploy and bake while the rest wait; 0 for no canary stage."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.canary_hosts >= 0
+    error_message = "The canary_hosts must not be negative."
+  }
+}
+
+variable "canary_percent" {
+  description = "Instead of canary_hosts: this percentage of the live hosts, rounded up, at least 1; 0 for unset."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.canary_percent >= 0 && var.canary_percent <= 100
+    error_message = "The canary_percent must be in (0, 100], or 0 for unset."
+  }
+}
+
+variable "canary_bake" {
+  description = "How long the canaries serve a new version, analysed, before the rest roll (a Go duration such as \"10m\"); empty for the puller's default, 0."
+  type        = string
+  default     = ""
+}
+
+variable "canary_promote" {
+  description = "\"auto\" (the stage ends when the bake passes) or \"manual\" (it waits for pkgbuild fleet promote-canary); empty for auto."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = contains(["", "auto", "manual"], var.canary_promote)
+    error_message = "The canary_promote must be auto or manual."
+  }
+}
+
+variable "alarms" {
+  description = "CloudWatch alarm names: any in ALARM during a rollout halts it as a release failure."
+  type        = list(string)
+  default     = []
+}
+
+variable "window" {
+  description = "Weekly window deploys start in, e.g. \"Mon-Fri 08:00-17:00 Europe/Berlin\"; empty for always."
+  type        = string
+  default     = ""
+}
+
+variable "validate" {
+  description = "Command run as root after a restart, before the health check; non-zero is a release failure. Empty for none."
+  type        = string
+  default     = ""
+}
+
+variable "validate_timeout" {
+  description = "Longest run of the validate command (a Go duration); empty for the puller's default, 2m."
+  type        = string
+  default     = ""
+}
+
 variable "cpu_scale_out_percent" {
   description = "Average CPU above which one instance is added."
   type        = number
