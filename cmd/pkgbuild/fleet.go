@@ -377,7 +377,7 @@ instance's bootstrap still installs the newest good version.`,
 					fleetview.Clean(p.Actor), p.At.UTC().Format(time.RFC3339), fleetview.Clean(p.Reason))
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "paused %s/%s: no host starts a deploy until `pkgbuild fleet resume %s/%s`\n", app, env, app, env)
+			fmt.Fprintf(cmd.OutOrStdout(), "paused %s/%s until `pkgbuild fleet resume %s/%s`\n", app, env, app, env)
 			return f.emit(ctx, "paused "+app+"/"+env, ev)
 		},
 	}

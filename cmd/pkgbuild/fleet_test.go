@@ -184,7 +184,7 @@ func TestFleetPauseResume(t *testing.T) {
 	if p, _ := r.st.Paused(ctx, "hello", "production"); p != nil {
 		t.Fatalf("still paused: %+v", p)
 	}
-	h, err := r.st.History(ctx, "hello", "production", 0)
+	h, err := r.st.History(ctx, "hello", "production", 2)
 	if err != nil || len(h) != 2 || h[0].Kind != event.Paused || h[1].Kind != event.Resumed ||
 		h[1].Actor != "jenkins-bot (https://ci.example.com/job/deploy/7/)" || h[1].Reason != "migration done" {
 		t.Fatalf("history: %+v %v", h, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 func newPruneCmd() *cobra.Command {
 	var (
 		f      repoFlags
+		fleet  fleetFlags
 		keep   int
 		grace  time.Duration
 		dryRun bool
@@ -21,7 +23,9 @@ func newPruneCmd() *cobra.Command {
 		Use:   "prune --repo URL --keep N",
 		Short: "Keep the newest N versions per package per dist; delete unreferenced files",
 		Long: `prune drops all but the newest N versions of each package from every dist
-(the version before the newest, the rollback target, always stays), then
+(the version before the newest, the rollback target, always stays, and with
+--redis so does every version a host of the fleet records running, read from
+the hosts' records and never written), then
 deletes pool files no dist refers to and by-hash indexes no current Release
 lists, once prune has seen them unreferenced for --grace. Files this run itself
 dereferenced wait for the next run, and so do files a publish, promote or yank
@@ -31,7 +35,8 @@ of other commands. A dist that cannot be read is skipped with a warning and
 everything it may refer to is kept. This is the only command that lists the
 bucket.`,
 		Example: `  pkgbuild prune --repo s3://my-bucket/apt --keep 10 --dry-run
-  pkgbuild prune --repo ./repo --keep 3 --grace 0`,
+  pkgbuild prune --repo ./repo --keep 3 --grace 0
+  pkgbuild prune --repo s3://my-bucket/apt --keep 5 --redis rediss://:TOKEN@redis.internal:6379`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keep < 0 {
@@ -44,7 +49,17 @@ bucket.`,
 			if err != nil {
 				return oneLine(err)
 			}
-			rep, err := r.Prune(cmd.Context(), repo.PruneOptions{Keep: keep, Grace: grace, DryRun: dryRun})
+			opts := repo.PruneOptions{Keep: keep, Grace: grace, DryRun: dryRun}
+			if keep > 0 && fleet.redisURL == "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning: no --redis: could not check which versions live hosts run; only --keep and the rollback target protect them")
+			} else if keep > 0 {
+				inUse, err := liveVersions(cmd.Context(), &fleet)
+				if err != nil {
+					return oneLine(fmt.Errorf("prune: %w", err))
+				}
+				opts.InUse = inUse
+			}
+			rep, err := r.Prune(cmd.Context(), opts)
 			if rep != nil {
 				verb := map[bool]string{true: "would remove", false: "removed"}[dryRun]
 				for _, s := range rep.Removed {
@@ -67,10 +82,39 @@ bucket.`,
 		},
 	}
 	f.register(cmd, false)
+	fleet.register(cmd, false)
 	f.registerValidFor(cmd)
 	cmd.Flags().IntVar(&keep, "keep", 0, "versions to keep per package per dist (required; 0 keeps all)")
-	cmd.Flags().DurationVar(&grace, "grace", 24*time.Hour, "keep unreferenced files younger than this")
+	cmd.Flags().DurationVar(&grace, "grace", 24*time.Hour, "delete an unreferenced file only once prune has seen it unreferenced this long")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print what would go; change nothing")
 	cmd.MarkFlagRequired("keep")
 	return cmd
+}
+
+// liveVersions reads, read-only, the version every recorded host runs, per
+// env (which is the dist the hosts install from): each app's package at
+// that version must stay in the dist.
+func liveVersions(ctx context.Context, fleet *fleetFlags) (map[string][]repo.Ref, error) {
+	st, closeFn, err := fleet.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFn()
+	envs, err := st.AppEnvs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]repo.Ref{}
+	for _, ae := range envs {
+		hosts, err := st.Hosts(ctx, ae.App, ae.Env)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hosts {
+			if h.Version != "" {
+				out[ae.Env] = append(out[ae.Env], repo.Ref{Name: ae.App, Version: h.Version})
+			}
+		}
+	}
+	return out, nil
 }

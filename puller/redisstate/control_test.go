@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,8 +107,8 @@ func TestUnbreakResetsRollout(t *testing.T) {
 	if b, _ := s.IsBroken(ctx, "hello", "prod", "1.2"); b != nil {
 		t.Fatalf("still broken: %+v", b)
 	}
-	if n, _ := rdb.XLen(ctx, "t:hello:prod:history").Result(); n != 1 {
-		t.Fatalf("history entries: %d, want 1 (the unbreak; the refused one records nothing)", n)
+	if n, _ := rdb.XLen(ctx, "t:hello:prod:history").Result(); n != 2 {
+		t.Fatalf("history entries: %d, want 2 (the rollout's start and the unbreak; the refused one records nothing)", n)
 	}
 }
 
@@ -128,5 +129,33 @@ func TestForget(t *testing.T) {
 	}
 	if ok, err := s.Known(ctx, "nope", "prod"); err != nil || ok {
 		t.Fatalf("known unknown: %v %v", ok, err)
+	}
+}
+
+// TestRolloutHistory: the first host to start a rollout and the host that
+// completes it write its start and end in the history, once each.
+func TestRolloutHistory(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, nil)
+	for i := 0; i < 3; i++ {
+		must(t, s.StartRollout(ctx, "hello", "prod", "1.1", 2))
+	}
+	for i := 0; i < 2; i++ {
+		_, err := s.FinishHost(ctx, "hello", "prod", "1.1", true)
+		must(t, err)
+	}
+	_, err := s.FinishHost(ctx, "hello", "prod", "1.1", true) // a late count
+	must(t, err)
+	must(t, s.StartRollout(ctx, "hello", "prod", "1.2", 2))
+	_, err = s.FinishHost(ctx, "hello", "prod", "1.2", false) // halted, not done
+	must(t, err)
+	h, err := s.History(ctx, "hello", "prod", 0)
+	must(t, err)
+	var got []string
+	for _, e := range h {
+		got = append(got, string(e.Kind)+" "+e.Version)
+	}
+	if want := "rollout_started 1.1,rollout_done 1.1,rollout_started 1.2"; strings.Join(got, ",") != want {
+		t.Fatalf("history %q, want %q", strings.Join(got, ","), want)
 	}
 }

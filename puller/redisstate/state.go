@@ -22,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/puller"
 )
 
@@ -153,16 +154,23 @@ func (s *Store) Hosts(ctx context.Context, app, env string) (map[string]Host, er
 var startRollout = redis.NewScript(`
 local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 if tonumber(ARGV[1]) > t then redis.call('HSET', KEYS[1], 'total', ARGV[1]) end
-redis.call('HSETNX', KEYS[1], 'started', ARGV[2])
+local first = redis.call('HSETNX', KEYS[1], 'started', ARGV[2])
 redis.call('HSETNX', KEYS[1], 'done', 0)
 redis.call('HSETNX', KEYS[1], 'failed', 0)
+if first == 1 then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_started', 'event', ARGV[3])
+end
 return 1`)
 
 // StartRollout records that a host begins version with alive hosts in the
 // app/env: total becomes the largest alive count seen, started is set once.
 func (s *Store) StartRollout(ctx context.Context, app, env, version string, alive int) error {
-	err := startRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version)},
-		alive, s.now().UTC().Format(time.RFC3339Nano)).Err()
+	now := s.now().UTC()
+	ev := event.New(event.RolloutStarted, app, env, version, "", now)
+	ev.Total = alive
+	raw, _ := json.Marshal(ev)
+	err := startRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version), s.key(app, env, "history")},
+		alive, now.Format(time.RFC3339Nano), raw, HistoryLen).Err()
 	if err != nil {
 		return fmt.Errorf("start rollout of %s/%s %s: %w", app, env, version, err)
 	}
@@ -175,7 +183,12 @@ redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 local d = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
 local f = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
-if f > 0 or (t > 0 and d + f >= t) then redis.call('HSETNX', KEYS[1], 'finished', ARGV[2]) end
+if f > 0 or (t > 0 and d + f >= t) then
+  local set = redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
+  if set == 1 and f == 0 then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_done', 'event', ARGV[3])
+  end
+end
 return 1`)
 
 // RecordCap records the cap a deploy slot for version was granted under (the
@@ -195,7 +208,9 @@ func (s *Store) FinishHost(ctx context.Context, app, env, version string, ok boo
 		field = "done"
 	}
 	key := s.rolloutKey(app, env, version)
-	if err := finishHost.Run(ctx, s.rdb, []string{key}, field, s.now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	now := s.now().UTC()
+	raw, _ := json.Marshal(event.New(event.RolloutDone, app, env, version, "", now))
+	if err := finishHost.Run(ctx, s.rdb, []string{key, s.key(app, env, "history")}, field, now.Format(time.RFC3339Nano), raw, HistoryLen).Err(); err != nil {
 		return puller.Rollout{}, fmt.Errorf("count %s/%s %s: %w", app, env, version, err)
 	}
 	return s.Rollout(ctx, app, env, version)
