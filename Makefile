@@ -11,7 +11,7 @@ export PATH  := $(TOOLS):$(PATH)
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
                 xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time \
-                chromium prometheus
+                chromium prometheus nftables
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0

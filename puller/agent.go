@@ -64,12 +64,13 @@ type Agent struct {
 type appRun struct {
 	App
 	AppDeps
-	etag        string // InRelease ETag of the last fully handled index
-	current     string // installed version, once known
-	known       bool   // current was read
-	needRestore bool   // drained but not yet restored
-	unhealthy   bool   // a rollback failed: out of service until healthy again
-	lastErr     string // last cycle error, to log a repeating one once
+	etag        string    // InRelease ETag of the last fully handled index
+	current     string    // installed version, once known
+	known       bool      // current was read
+	needRestore bool      // drained but not yet restored
+	unhealthy   bool      // a rollback failed: out of service until healthy again
+	lastErr     string    // last cycle error, to log a repeating one once
+	staleDate   time.Time // Date of the stale InRelease last reported
 }
 
 // New returns an agent for cfg (validated, apps defaulted) running as host.
@@ -214,6 +215,18 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // report logs a cycle's outcome: the first error of a run of failing cycles,
 // then the recovery.
+// reportStale emits one stale_index event (which is logged) for each stale
+// InRelease refused; the host keeps its version and the check stays failed
+// until a fresh index comes.
+func (a *Agent) reportStale(ctx context.Context, ar *appRun, err error) {
+	var stale *StaleIndexError
+	if !errors.As(err, &stale) || stale.Date.Equal(ar.staleDate) {
+		return
+	}
+	ar.staleDate = stale.Date
+	a.emit(ctx, ar, event.StaleIndex, ar.current, "", stale.Error(), 0)
+}
+
 func (a *Agent) report(ar *appRun, err error) {
 	if err == nil {
 		if ar.lastErr != "" {
@@ -226,7 +239,8 @@ func (a *Agent) report(ar *appRun, err error) {
 		ar.lastErr = ""
 		return // logged as events already
 	}
-	if ar.lastErr == "" {
+	var stale *StaleIndexError
+	if ar.lastErr == "" && !errors.As(err, &stale) { // a stale index is logged as its event
 		a.log.Error("cycle failed", "app", ar.Name, "env", ar.Env, "err", err)
 	} else {
 		a.log.Debug("cycle failed again", "app", ar.Name, "env", ar.Env, "err", err)
@@ -435,6 +449,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 	for attempt := 0; ; attempt++ {
 		target, current, err := a.target(ctx, ar)
 		if err != nil {
+			a.reportStale(ctx, ar, err)
 			return err
 		}
 		if target == "" || target == current {

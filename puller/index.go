@@ -2,15 +2,43 @@ package puller
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/aptfleet/aptfleet/repo"
 )
 
+// StaleIndexError is an InRelease older than the newest one this host
+// accepted for the app and dist: an old signed index replayed (a restored
+// copy, a stale mirror). The host keeps its version.
+type StaleIndexError struct {
+	App, Dist string
+	Date      time.Time // of the InRelease refused
+	Newest    time.Time // the newest Date accepted
+}
+
+func (e *StaleIndexError) Error() string {
+	return fmt.Sprintf("puller: %s: stale index refused: dists/%s/InRelease has Date %s, older than %s already accepted",
+		e.App, e.Dist, e.Date.UTC().Format(time.RFC3339), e.Newest.UTC().Format(time.RFC3339))
+}
+
+// IndexDates remembers, per "app/dist", the newest InRelease Date the host
+// accepted (statedir.Dates keeps it in state_dir).
+type IndexDates interface {
+	// Advance records date for key unless an older one is given; it returns
+	// the newest Date recorded for key (date itself when it was recorded).
+	Advance(key string, date time.Time) (newest time.Time, err error)
+}
+
 // RepoIndex reads an app's dist through repo.Reader: Check is one conditional
-// GET of InRelease; Versions verifies InRelease's signature and the Packages
-// checksum before listing.
+// GET of InRelease; Versions verifies InRelease's signature, its Suite and
+// Codename, its Valid-Until and the Packages checksum before listing. With
+// Dates set it also refuses an InRelease older than the newest this host
+// accepted for App and the dist (a *StaleIndexError), and records a newer one.
 type RepoIndex struct {
 	Reader *repo.Reader
+	App    string
+	Dates  IndexDates // nil: no memory of Dates
 }
 
 var _ Index = RepoIndex{}
@@ -22,9 +50,19 @@ func (r RepoIndex) Check(ctx context.Context, dist, etag string) (bool, string, 
 
 // Versions implements Index.
 func (r RepoIndex) Versions(ctx context.Context, dist, pkg string) ([]string, error) {
-	pkgs, err := r.Reader.Index(ctx, dist)
+	d, err := r.Reader.Dist(ctx, dist)
 	if err != nil {
 		return nil, err
 	}
-	return repo.Versions(pkgs, pkg), nil
+	if r.Dates != nil {
+		date := d.Release.Date
+		newest, err := r.Dates.Advance(r.App+"/"+dist, date)
+		if err != nil {
+			return nil, err
+		}
+		if date.Before(newest) {
+			return nil, &StaleIndexError{App: r.App, Dist: dist, Date: date, Newest: newest}
+		}
+	}
+	return repo.Versions(d.Packages, pkg), nil
 }

@@ -23,8 +23,11 @@ func TestPullerConfig(t *testing.T) {
 		check func(*testing.T, puller.Config)
 	}{
 		{"minimal", minimal, func(t *testing.T, p puller.Config) {
-			if p.Redis.TLS || p.Redis.PasswordFile != "" || p.Serf.EncryptKeyFile != "" || p.SNSTopicARN != "" {
+			if p.Redis.PasswordFile != "" || p.SNSTopicARN != "" {
 				t.Errorf("unexpected options: %+v", p)
+			}
+			if !p.Redis.TLS || p.Serf.EncryptKeyFile != "/etc/aptfleet/serf.key" {
+				t.Errorf("redis.tls %v, serf.encrypt_key_file %q: want TLS and a gossip key by default", p.Redis.TLS, p.Serf.EncryptKeyFile)
 			}
 			if p.Apps[0].Drain.Strategy != "none" {
 				t.Errorf("drain = %q, want none", p.Apps[0].Drain.Strategy)

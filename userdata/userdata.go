@@ -94,15 +94,28 @@ type Config struct {
 	SecretAccessKey string
 	// RedisAddr is the HOST:PORT of the fleet's Redis (redis_addr). Required.
 	RedisAddr string
-	// RedisTLS connects to Redis over TLS (redis_tls). Default false.
+	// RedisTLS connects to Redis over TLS (redis_tls). Default true, as
+	// ElastiCache with in-transit encryption (the locks module) needs.
 	RedisTLS bool
 	// RedisAuthParameter names the SSM SecureString holding the Redis AUTH
 	// token, read at boot into /etc/aptfleet/redis-password
 	// (redis_auth_ssm_parameter). Default "" (no AUTH).
 	RedisAuthParameter string
 	// SerfKeyParameter names the SSM SecureString holding the base64 Serf
-	// encryption key (serf_key_ssm_parameter). Default "" (no encryption).
+	// encryption key, read at boot into /etc/aptfleet/serf.key
+	// (serf_key_ssm_parameter). Default "". A gossip key is required: this,
+	// SerfKey, or InsecureGossip.
 	SerfKeyParameter string
+	// SerfKey is the base64 Serf encryption key itself (16, 24 or 32 bytes),
+	// written into the user-data (serf_key), for hosts outside AWS that have
+	// no SSM; on EC2 use SerfKeyParameter, as the user-data is readable
+	// wherever instance metadata is. Default "".
+	SerfKey string
+	// InsecureGossip renders a configuration without a gossip key
+	// (insecure_gossip): any host that reaches the Serf port can then join,
+	// raise the live count the slot cap is sized from, and announce deploys.
+	// Default false (a key is required).
+	InsecureGossip bool
 	// SerfJoinASG is an Auto Scaling group whose running instances are the
 	// Serf peers to join, found with ec2:DescribeInstances at boot
 	// (serf_join_asg). Default "" (none).
@@ -164,11 +177,18 @@ type Config struct {
 // DefaultConfig returns the defaults; the required fields are empty.
 func DefaultConfig() Config {
 	return Config{
+		RedisTLS: true,
 		AppPort:  8080,
 		Fraction: 0.25,
 		Schedule: "@every 1m",
 	}
 }
+
+// ErrNoGossipKey means a configuration has no Serf key and does not say
+// it runs without one.
+var ErrNoGossipKey = errors.New("userdata: no gossip key: give serf_key_ssm_parameter (--serf-key-ssm-parameter) or serf_key (--serf-key-file), " +
+	"or insecure_gossip (--insecure-gossip): without a key any host that reaches the Serf port can join the fleet, " +
+	"raise the live count the deploy slots are sized from, and announce deploys")
 
 var (
 	packageRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
@@ -269,6 +289,23 @@ func (c *Config) normalize() ([]byte, error) {
 	}
 	if (c.AccessKeyID == "") != (c.SecretAccessKey == "") {
 		return nil, bad("aws_access_key_id, aws_secret_access_key: give both or neither")
+	}
+	switch {
+	case c.SerfKeyParameter != "" && c.SerfKey != "":
+		return nil, bad("serf_key_ssm_parameter, serf_key: give one gossip key, not both")
+	case c.InsecureGossip && (c.SerfKeyParameter != "" || c.SerfKey != ""):
+		return nil, bad("insecure_gossip: set with a gossip key; give one or the other")
+	case c.SerfKeyParameter == "" && c.SerfKey == "" && !c.InsecureGossip:
+		return nil, ErrNoGossipKey
+	}
+	if c.SerfKey != "" {
+		k, err := base64.StdEncoding.DecodeString(c.SerfKey)
+		if err != nil || !secretRE.MatchString(c.SerfKey) {
+			return nil, bad("serf_key: not base64")
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return nil, bad("serf_key: %d bytes, want 16, 24 or 32", n)
+		}
 	}
 	if c.HAProxySocket != "" && c.HAProxyBackend == "" {
 		return nil, bad("haproxy_backend: required with haproxy_socket")
@@ -418,6 +455,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"redis_tls":                cty.BoolVal(c.RedisTLS),
 		"redis_auth_ssm_parameter": cty.StringVal(c.RedisAuthParameter),
 		"serf_key_ssm_parameter":   cty.StringVal(c.SerfKeyParameter),
+		"serf_key":                 cty.StringVal(c.SerfKey),
 		"serf_join_asg":            cty.StringVal(c.SerfJoinASG),
 		"serf_join":                join,
 		"serf_bind":                cty.StringVal(c.SerfBind),

@@ -37,7 +37,7 @@ func keyring(t *testing.T) []byte {
 }
 
 // minimal is the smallest valid configuration: what an EC2 fleet without
-// AUTH, Serf encryption, draining or events needs.
+// AUTH, draining or events needs (a gossip key is required).
 func minimal(t *testing.T) userdata.Config {
 	c := userdata.DefaultConfig()
 	c.App = "hello"
@@ -46,6 +46,7 @@ func minimal(t *testing.T) userdata.Config {
 	c.Keyring = keyring(t)
 	c.Region = "eu-west-1"
 	c.RedisAddr = "master.locks.abc123.euw1.cache.amazonaws.com:6379"
+	c.SerfKeyParameter = "/aptfleet/hello/production/serf-key"
 	return c
 }
 

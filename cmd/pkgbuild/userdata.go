@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +12,7 @@ import (
 
 func newUserdataCmd() *cobra.Command {
 	c := userdata.DefaultConfig()
-	var keyringFile, caFile string
+	var keyringFile, caFile, serfKeyFile string
 	var staticCreds bool
 	cmd := &cobra.Command{
 		Use:   "userdata --repo s3://BUCKET/PREFIX --dist DIST --app APP --keyring FILE --region REGION --redis-addr HOST:PORT",
@@ -23,9 +24,15 @@ the puller and the app (puller bootstrap), then starts the agent.
 
 Secrets never appear in it: the Redis AUTH token and the Serf key are read
 from the SSM parameters named by --redis-auth-parameter and
---serf-key-parameter at boot. --static-credentials copies AWS_ACCESS_KEY_ID and
+--serf-key-ssm-parameter at boot. --static-credentials copies AWS_ACCESS_KEY_ID and
 AWS_SECRET_ACCESS_KEY from the environment into the script, for S3-compatible
-servers outside AWS only.`,
+servers outside AWS only.
+
+Gossip is encrypted by default: give --serf-key-ssm-parameter (on EC2) or
+--serf-key-file (hosts outside AWS: the key is written into the script), or
+--insecure-gossip to run without a key, which lets any host that reaches the
+Serf port join the fleet and raise the live count the deploy slots are sized
+from. Redis is reached over TLS unless --redis-tls=false.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if keyringFile == "" {
@@ -42,6 +49,13 @@ servers outside AWS only.`,
 					return fmt.Errorf("--ca-bundle: %w", err)
 				}
 				c.CABundle = string(ca)
+			}
+			if serfKeyFile != "" {
+				b, err := os.ReadFile(serfKeyFile)
+				if err != nil {
+					return fmt.Errorf("--serf-key-file: %w", err)
+				}
+				c.SerfKey = strings.TrimSpace(string(b))
 			}
 			if c.Env == "" {
 				c.Env = c.Dist
@@ -74,9 +88,11 @@ servers outside AWS only.`,
 	f.StringVar(&c.EC2Endpoint, "ec2-endpoint", "", "URL of the EC2 API; empty for AWS")
 	f.BoolVar(&staticCreds, "static-credentials", false, "embed AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY from the environment (not for EC2)")
 	f.StringVar(&c.RedisAddr, "redis-addr", "", "HOST:PORT of the fleet's Redis (required)")
-	f.BoolVar(&c.RedisTLS, "redis-tls", false, "connect to Redis over TLS")
+	f.BoolVar(&c.RedisTLS, "redis-tls", c.RedisTLS, "connect to Redis over TLS (--redis-tls=false for a Redis without it)")
 	f.StringVar(&c.RedisAuthParameter, "redis-auth-parameter", "", "SSM SecureString holding the Redis AUTH token")
-	f.StringVar(&c.SerfKeyParameter, "serf-key-parameter", "", "SSM SecureString holding the Serf encryption key")
+	f.StringVar(&c.SerfKeyParameter, "serf-key-ssm-parameter", "", "SSM SecureString holding the base64 Serf encryption key (read at boot)")
+	f.StringVar(&serfKeyFile, "serf-key-file", "", "file holding the base64 Serf encryption key, written into the script (hosts outside AWS)")
+	f.BoolVar(&c.InsecureGossip, "insecure-gossip", false, "render without a gossip key: any host reaching the Serf port can join")
 	f.StringVar(&c.SerfJoinASG, "serf-join-asg", "", "Auto Scaling group whose running instances are the Serf peers")
 	f.StringSliceVar(&c.SerfJoin, "serf-join", nil, "fixed Serf peer HOST:PORT (repeatable)")
 	f.StringVar(&c.SerfBind, "serf-bind", "", "Serf gossip address HOST:PORT (default the puller's 0.0.0.0:7946)")

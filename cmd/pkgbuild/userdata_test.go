@@ -13,7 +13,8 @@ import (
 func TestUserdataCommand(t *testing.T) {
 	keyring := "../../userdata/testdata/keyring.gpg"
 	base := []string{"userdata", "--repo", "s3://acme-apt/fleet", "--dist", "production", "--app", "hello",
-		"--keyring", keyring, "--region", "eu-west-1", "--redis-addr", "redis.internal:6379"}
+		"--keyring", keyring, "--region", "eu-west-1", "--redis-addr", "redis.internal:6379",
+		"--serf-key-ssm-parameter", "/aptfleet/serf-key"}
 
 	t.Run("prints what Render renders", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
@@ -29,6 +30,7 @@ func TestUserdataCommand(t *testing.T) {
 		c := userdata.DefaultConfig()
 		c.Repo, c.Dist, c.Env, c.App, c.Keyring, c.Region = "s3://acme-apt/fleet", "production", "production", "hello", key, "eu-west-1"
 		c.RedisAddr, c.RedisTLS, c.SerfJoin, c.AppPort = "redis.internal:6379", true, []string{"10.0.0.5:7946"}, 9000
+		c.SerfKeyParameter = "/aptfleet/serf-key"
 		c.HAProxySocket, c.HAProxyBackend, c.SNSEndpoint = "tcp://10.0.0.2:9999", "hello", "https://sns.internal"
 		want, err := userdata.Render(c)
 		if err != nil {
@@ -54,6 +56,9 @@ func TestUserdataCommand(t *testing.T) {
 			env: map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}},
 		{name: "haproxy socket without backend", args: []string{"--haproxy-socket", "tcp://10.0.0.2:9999"}, want: "haproxy_backend: required with haproxy_socket"},
 		{name: "stray argument", args: []string{"extra"}, want: "unknown command"},
+		{name: "no gossip key", strip: "--serf-key-ssm-parameter", want: "no gossip key: give serf_key_ssm_parameter (--serf-key-ssm-parameter) or serf_key (--serf-key-file), or insecure_gossip (--insecure-gossip): without a key any host"},
+		{name: "missing serf key file", args: []string{"--serf-key-ssm-parameter=", "--serf-key-file", "/nonexistent/serf.key"}, want: "--serf-key-file: open /nonexistent/serf.key"},
+		{name: "two gossip keys", args: []string{"--serf-key-file", "../../userdata/testdata/keyring.gpg"}, want: "give one gossip key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

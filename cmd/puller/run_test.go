@@ -103,6 +103,7 @@ func TestRunServesAndRecords(t *testing.T) {
 	cfg := writeConfig(t, `host_id: i-run-test
 schedule: "@every 1s"
 jitter: 0s
+state_dir: "`+t.TempDir()+`"
 metrics_listen: "`+metrics+`"
 redis: {addr: "`+srv.Addr+`"}
 serf: {bind: "`+freeAddr(t)+`"}

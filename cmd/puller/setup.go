@@ -28,6 +28,7 @@ import (
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/puller/sns"
+	"github.com/aptfleet/aptfleet/puller/statedir"
 	"github.com/aptfleet/aptfleet/puller/systemd"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/storeurl"
@@ -137,6 +138,9 @@ func startGossip(ctx context.Context, cfg puller.Config, host string, log *slog.
 		if gc.EncryptKey, err = gossip.ReadKeyFile(cfg.Serf.EncryptKeyFile); err != nil {
 			return nil, fmt.Errorf("serf.encrypt_key_file: %w", err)
 		}
+	} else {
+		log.Warn("gossip is not encrypted (no serf.encrypt_key_file): any host that reaches the Serf port can join, raise the live count the deploy slots are sized from, and announce deploys",
+			"bind", cfg.Serf.Bind)
 	}
 	names := make([]string, len(cfg.Apps))
 	for i, a := range cfg.Apps {
@@ -246,8 +250,12 @@ func (e *env) appDeps(ctx context.Context, a puller.App, sdk **awsLazy) (puller.
 	if len(a.Units) > 0 {
 		sc.Units = map[string][]string{a.Name: a.Units}
 	}
+	dates, err := statedir.OpenDates(e.cfg.StateDir)
+	if err != nil {
+		return puller.AppDeps{}, fmt.Errorf("state_dir: %w", err)
+	}
 	d := puller.AppDeps{
-		Index:     puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: kr, Architecture: a.Arch}},
+		Index:     puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: kr, Architecture: a.Arch}, App: a.Name, Dates: dates},
 		Installer: apt.New(ac),
 		Restarter: systemd.New(sc),
 	}

@@ -6,6 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -60,6 +62,8 @@ type fleet struct {
 	pkgbuild string // binary built from this tree
 	keyFile  string // armored signing key
 	keyring  []byte // binary public keyring
+	serfKey  string // the fleet's base64 gossip key, in every user-data
+	serfFile string // the same key in a file, for pkgbuild's announce
 
 	s3    *s3server.Server
 	rds   *testenv.Redis
@@ -102,6 +106,15 @@ func newFleet(t *testing.T, ctx context.Context, nslots int, tl *timeline) *flee
 	pub := filepath.Join(f.work, "repo.gpg")
 	f.run(f.pkgbuild, "key", "generate", "--out", f.keyFile, "--public", pub, "--name", "aptfleet e2e")
 	if f.keyring, err = os.ReadFile(pub); err != nil {
+		t.Fatal(err)
+	}
+	// Gossip is encrypted, as user-data requires by default: the instances
+	// get the key inline (no SSM here), CI's announce reads it from a file.
+	gossipKey := make([]byte, 32)
+	rand.Read(gossipKey)
+	f.serfKey = base64.StdEncoding.EncodeToString(gossipKey)
+	f.serfFile = filepath.Join(f.work, "serf.key")
+	if err := os.WriteFile(f.serfFile, []byte(f.serfKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -220,7 +233,7 @@ func (f *fleet) promote(announce string, refs ...string) time.Time {
 	f.t.Helper()
 	args := append(append([]string{"promote"}, f.repoArgs()...), "--from", "staging", "--to", env)
 	if announce != "" {
-		args = append(args, "--announce", announce)
+		args = append(args, "--announce", announce, "--announce-key-file", f.serfFile)
 	}
 	at := time.Now()
 	f.run(f.pkgbuild, append(args, refs...)...)
@@ -250,6 +263,8 @@ func (f *fleet) userData(s slot) []byte {
 	cfg.CABundle = string(ca)
 	cfg.AccessKeyID, cfg.SecretAccessKey = f.s3.AccessKey, f.s3.SecretKey
 	cfg.RedisAddr = f.rds.Addr
+	cfg.RedisTLS = false // the test's redis-server listens without TLS
+	cfg.SerfKey = f.serfKey
 	cfg.SerfBind = fmt.Sprintf("127.0.0.1:%d", s.serfPort)
 	for _, o := range f.slots {
 		if o.name != s.name {

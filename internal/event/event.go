@@ -19,6 +19,7 @@ const (
 	Halted         Kind = "halted"          // a version was marked broken: the rollout stops everywhere
 	RolloutStarted Kind = "rollout_started" // the first host of an app/env began a version
 	RolloutDone    Kind = "rollout_done"    // every host counted in a rollout is healthy on it
+	StaleIndex     Kind = "stale_index"     // a host refused an InRelease older than one it accepted: a replayed index
 )
 
 // Kinds emitted by an operator or CI through pkgbuild; they carry an Actor.

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // ErrCorrupt marks a state file that exists but does not decode.
@@ -167,4 +168,39 @@ func unwrapPath(err error) error {
 		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
+}
+
+// Dates is the index Date file (index.json): per "app/dist", the newest
+// InRelease Date the host accepted. It implements puller.IndexDates.
+type Dates struct {
+	File File[map[string]time.Time]
+}
+
+// OpenDates returns the Dates kept in dir.
+func OpenDates(dir string) (*Dates, error) {
+	f, err := Open[map[string]time.Time](dir, "index.json")
+	if err != nil {
+		return nil, err
+	}
+	return &Dates{File: f}, nil
+}
+
+// Advance records date for key unless the file holds a newer one, and
+// returns the newest Date recorded. A corrupt file is an error, never an
+// empty memory.
+func (d *Dates) Advance(key string, date time.Time) (time.Time, error) {
+	newest := date
+	err := d.File.Update(func(m *map[string]time.Time) (bool, error) {
+		old, ok := (*m)[key]
+		if ok && !date.After(old) {
+			newest = old
+			return false, nil
+		}
+		if *m == nil {
+			*m = map[string]time.Time{}
+		}
+		(*m)[key] = date.UTC()
+		return true, nil
+	})
+	return newest, err
 }

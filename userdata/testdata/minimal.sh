@@ -1,9 +1,7 @@
 #!/bin/bash
-# aptfleet first-boot user-data: this instance installs its app from the
-# fleet's signed apt repository on S3 and starts the puller agent.
-# Rendered from userdata/user-data.sh.tftpl by Terraform (templatefile) or by
-# `pkgbuild userdata`; runs once, as root, under cloud-init. No secret is
-# written here: the Redis AUTH token and the Serf key are read from SSM.
+# aptfleet first-boot user-data (userdata/user-data.sh.tftpl), run once as root:
+# installs the app from the signed apt repo, starts the puller. On EC2
+# secrets come from SSM, never from here.
 set -euo pipefail
 umask 022
 
@@ -20,7 +18,8 @@ AWS_KEY_ID=''
 AWS_KEY_SECRET=''
 REDIS_ADDR='master.locks.abc123.euw1.cache.amazonaws.com:6379'
 REDIS_AUTH_PARAMETER=''
-SERF_KEY_PARAMETER=''
+SERF_KEY_PARAMETER='/aptfleet/hello/production/serf-key'
+SERF_KEY=''
 SERF_JOIN_ASG=''
 SERF_BIND=''
 SERF_BIND=${SERF_BIND:-0.0.0.0:7946}
@@ -80,13 +79,29 @@ APT=(apt-get -y -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3
 
 step "install apt-transport-s3"
 missing=()
-for pkg in apt-transport-s3 python3 curl ca-certificates; do
+for pkg in apt-transport-s3 python3 curl ca-certificates nftables; do
 	if [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" != installed ]; then missing+=("$pkg"); fi
 done
 if [ "${#missing[@]}" -gt 0 ]; then
 	retry "${APT[@]}" update --error-on=any
 	retry "${APT[@]}" install --no-install-recommends "${missing[@]}"
 fi
+
+step "restrict instance metadata to root"
+put /etc/systemd/system/aptfleet-imds.service 0644 <<'UNIT'
+[Unit]
+Description=IMDS for root only (aptfleet)
+DefaultDependencies=no
+Before=network-pre.target
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/sbin/nft 'table inet aptfleet_imds; delete table inet aptfleet_imds; table inet aptfleet_imds { chain output { type filter hook output priority filter; ip daddr 169.254.169.254 meta skuid != 0 reject; ip6 daddr fd00:ec2::254 meta skuid != 0 reject; }; }'
+[Install]
+WantedBy=sysinit.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now aptfleet-imds.service
 
 step "write the repository keyring"
 install -d -m 0755 /etc/apt/keyrings /etc/aptfleet
@@ -167,6 +182,9 @@ if [ -n "$SERF_KEY_PARAMETER" ]; then
 	value=$(ssm_parameter "$SERF_KEY_PARAMETER")
 	printf '%s\n' "$value" | put /etc/aptfleet/serf.key 0600
 fi
+if [ -n "$SERF_KEY" ]; then
+	printf '%s\n' "$SERF_KEY" | put /etc/aptfleet/serf.key 0600
+fi
 unset value
 
 # asg_peers NAME prints the private addresses of the Auto Scaling group's
@@ -201,12 +219,12 @@ fraction: 0.25
 schedule: "@every 1m"
 redis:
   addr: "$REDIS_ADDR"
-  tls: false
+  tls: true
 EOF
 	if [ -n "$REDIS_AUTH_PARAMETER" ]; then echo "  password_file: /etc/aptfleet/redis-password"; fi
 	echo "serf:"
 	echo "  bind: \"$SERF_BIND\""
-	if [ -n "$SERF_KEY_PARAMETER" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
+	if [ -n "$SERF_KEY_PARAMETER$SERF_KEY" ]; then echo "  encrypt_key_file: /etc/aptfleet/serf.key"; fi
 	echo "  join:"
 	if [ "${#JOIN[@]}" -eq 0 ]; then echo "    []"; fi
 	for peer in "${JOIN[@]}"; do echo "    - \"$peer\""; done

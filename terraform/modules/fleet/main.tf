@@ -22,7 +22,10 @@ locals {
   ami_id = var.ami_id != "" ? var.ami_id : data.aws_ami.debian[0].id
   dist   = var.dist != "" ? var.dist : var.env
 
-  ssm_parameter_names = compact([var.redis_auth_ssm_parameter_name, var.serf_key_ssm_parameter_name])
+  # Gossip is encrypted: with the key given, or with one generated here.
+  serf_key_parameter_name = var.serf_key_ssm_parameter_name != "" ? var.serf_key_ssm_parameter_name : "/aptfleet/${var.name}/serf-key"
+
+  ssm_parameter_names = compact([var.redis_auth_ssm_parameter_name, local.serf_key_parameter_name])
   ssm_parameter_arns = [
     for n in local.ssm_parameter_names :
     "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:parameter/${trimprefix(n, "/")}"
@@ -48,7 +51,8 @@ locals {
     redis_addr               = var.redis_addr
     redis_tls                = var.redis_tls
     redis_auth_ssm_parameter = var.redis_auth_ssm_parameter_name
-    serf_key_ssm_parameter   = var.serf_key_ssm_parameter_name
+    serf_key_ssm_parameter   = local.serf_key_parameter_name
+    serf_key                 = ""
     serf_join_asg            = var.name
     serf_join                = []
     serf_bind                = ""
@@ -71,6 +75,28 @@ locals {
   })
 
   tags = merge(var.tags, { "aptfleet:app" = var.app, "aptfleet:env" = var.env })
+}
+
+# --- gossip key --------------------------------------------------------------
+
+# A 32-byte Serf key (AES-256), generated unless serf_key_ssm_parameter_name
+# names one, stored as a SecureString the instances read at first boot. It is
+# also in the Terraform state: keep the state encrypted and private.
+resource "random_id" "serf_key" {
+  count = var.serf_key_ssm_parameter_name == "" ? 1 : 0
+
+  byte_length = 32
+}
+
+resource "aws_ssm_parameter" "serf_key" {
+  count = var.serf_key_ssm_parameter_name == "" ? 1 : 0
+
+  name        = local.serf_key_parameter_name
+  description = "Serf gossip encryption key of the ${var.name} fleet (base64, 32 bytes)"
+  type        = "SecureString"
+  key_id      = var.kms_key_arn != "" ? var.kms_key_arn : null
+  value       = random_id.serf_key[0].b64_std
+  tags        = local.tags
 }
 
 # --- instance role ---------------------------------------------------------

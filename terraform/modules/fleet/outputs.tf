@@ -32,3 +32,8 @@ output "user_data" {
   description = "The rendered first-boot script (no secrets in it), for review; `pkgbuild userdata` renders the same bytes for the same inputs."
   value       = local.user_data
 }
+
+output "serf_key_ssm_parameter_name" {
+  description = "SSM SecureString holding the fleet's Serf gossip key (generated unless given): what `pkgbuild publish|promote --announce-key-file` needs, read from it."
+  value       = local.serf_key_parameter_name
+}

@@ -92,7 +92,7 @@ variable "redis_auth_ssm_parameter_name" {
 }
 
 variable "serf_key_ssm_parameter_name" {
-  description = "SSM SecureString holding the base64 Serf gossip encryption key. Empty for unencrypted gossip."
+  description = "SSM SecureString holding the base64 Serf gossip encryption key. Empty (the default): the module generates a 32-byte key and stores it as the SecureString /aptfleet/<name>/serf-key."
   type        = string
   default     = ""
 
