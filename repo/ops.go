@@ -130,6 +130,9 @@ func (r *Repo) Resign(ctx context.Context, dist string) (*Release, error) {
 	if err := CheckDist(dist); err != nil {
 		return nil, fmt.Errorf("dist: %w", err)
 	}
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
 		st.resign = true
 		return true, nil
@@ -536,13 +539,13 @@ var ErrVerify = errors.New("repo: verification failed")
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Dists    []string
-	Packages int      // index entries checked
-	Files    int      // pool files checked
-	Problems []string // make the repository unusable for some client
-	Warnings []string // stale derived files a later change rewrites
+	Dists    []string `json:"dists"`
+	Packages int      `json:"packages"` // index entries checked
+	Files    int      `json:"files"`    // pool files checked
+	Problems []string `json:"problems"` // make the repository unusable for some client
+	Warnings []string `json:"warnings"` // stale derived files a later change rewrites
 	// Repairable: some problem is one Repair restores.
-	Repairable bool
+	Repairable bool `json:"repairable"`
 }
 
 // Verify checks every dist: the InRelease signature, every index listed

@@ -41,7 +41,8 @@ const (
 
 // Config holds a repository's settings.
 type Config struct {
-	// Origin and Label go into every Release. Default "aptfleet".
+	// Origin and Label go into every Release a change writes. Default:
+	// what the dist's Release has, "aptfleet" for a new dist.
 	Origin string
 	Label  string
 	// Architectures always get a binary-<arch> index, even when empty; the
@@ -80,6 +81,16 @@ type Config struct {
 	// entries as live for 3 x Window, which also absorbs clock skew between
 	// machines of up to Window. Default 2m.
 	Window time.Duration
+}
+
+// checkRelease checks the fields Config puts into Release files.
+func (c Config) checkRelease() error {
+	for name, v := range map[string]string{"Origin": c.Origin, "Label": c.Label} {
+		if strings.IndexFunc(v, func(c rune) bool { return c < ' ' || c == 0x7f }) >= 0 {
+			return fmt.Errorf("%s %q: a Release field must fit on one line", name, v)
+		}
+	}
+	return nil
 }
 
 // DefaultConfig returns the defaults.
@@ -272,6 +283,9 @@ func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) 
 		return ErrNoSigner
 	}
 	cfg := r.config()
+	if err := cfg.checkRelease(); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		st, err := r.load(ctx, dist)
 		if errors.Is(err, ErrNoDist) && create {
@@ -335,6 +349,15 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	slices.Sort(comps)
 	comps = slices.Compact(comps)
 
+	// Origin and Label stay what the dist has unless Config sets them.
+	if st.release != nil {
+		if r.Config.Origin == "" && st.release.Origin != "" {
+			origin = st.release.Origin
+		}
+		if r.Config.Label == "" && st.release.Label != "" {
+			label = st.release.Label
+		}
+	}
 	rel := &Release{Origin: origin, Label: label, Suite: st.dist, Codename: st.dist,
 		Date: releaseDate(r.now(), st.release), Architectures: archs, Components: comps}
 	validFor := cfg.ValidFor

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // TrustedKeysKey is the object holding the public keys the repository
@@ -61,6 +62,9 @@ func (k Keyring) has(fp string) bool { return slices.Contains(k.Fingerprints(), 
 func (r *Repo) checkSigner(ctx context.Context, dist string, create bool) error {
 	if r.Signer == nil {
 		return ErrNoSigner
+	}
+	if err := r.config().checkRelease(); err != nil {
+		return err
 	}
 	// Concurrent first publishers race to record their key: the losers
 	// check again against what the winner recorded.
@@ -144,4 +148,70 @@ func (r *Repo) writeTrusted(ctx context.Context, k Keyring, etag string) error {
 		return fmt.Errorf("upload %s: %w", TrustedKeysKey, err)
 	}
 	return nil
+}
+
+// DistInfo describes one dist for `pkgbuild dist list`.
+type DistInfo struct {
+	Name     string    `json:"name"`
+	Date     time.Time `json:"date"`
+	Origin   string    `json:"origin"`
+	Label    string    `json:"label"`
+	Packages int       `json:"packages"` // index entries, every architecture
+	Problem  string    `json:"problem,omitempty"`
+}
+
+// DistInfos describes every dist. A dist that cannot be read is listed
+// with its problem.
+func (r *Repo) DistInfos(ctx context.Context) ([]DistInfo, error) {
+	dists, err := r.Dists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DistInfo, 0, len(dists))
+	for _, name := range dists {
+		d, err := readDist(ctx, r.Store, r.keyring(), name, func(string) bool { return true }, false, nil)
+		if err != nil {
+			out = append(out, DistInfo{Name: name, Problem: err.Error()})
+			continue
+		}
+		out = append(out, DistInfo{Name: name, Date: d.Release.Date, Origin: d.Release.Origin, Label: d.Release.Label, Packages: len(d.Packages)})
+	}
+	return out, nil
+}
+
+// DeleteDist removes dist: InRelease first (from then on the dist does
+// not exist for apt, the agent or any command), then its derived files and
+// by-hash indexes. Pool files only it referenced go at the next prune. A
+// dist with packages is refused unless force is set; the signing key must
+// be one that signed it.
+func (r *Repo) DeleteDist(ctx context.Context, dist string, force bool) ([]string, error) {
+	if err := CheckDist(dist); err != nil {
+		return nil, fmt.Errorf("dist: %w", err)
+	}
+	if err := r.checkSigner(ctx, dist, false); err != nil {
+		return nil, err
+	}
+	st, err := r.load(ctx, dist)
+	if err != nil {
+		return nil, err
+	}
+	if len(st.pkgs) > 0 && !force {
+		return nil, fmt.Errorf("%s has %d index entries; hosts reading it would lose their packages (pass --force to delete it anyway)", dist, len(st.pkgs))
+	}
+	keys := []string{inReleaseKey(dist)}
+	err = r.Store.List(ctx, "dists/"+dist+"/", func(o Object) error {
+		if o.Key != inReleaseKey(dist) {
+			keys = append(keys, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list dists/%s/: %w", dist, err)
+	}
+	for i, k := range keys {
+		if err := r.Store.Delete(ctx, k); err != nil {
+			return keys[:i], fmt.Errorf("delete %s: %w", k, err)
+		}
+	}
+	return keys, nil
 }

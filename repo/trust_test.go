@@ -74,6 +74,10 @@ func TestKeyPinning(t *testing.T) {
 					_, err := theirs.Rollback(ctx, "staging", "hello", "")
 					return err
 				},
+				"resign": func() error {
+					_, err := theirs.Resign(ctx, "staging")
+					return err
+				},
 				"repair": func() error {
 					_, err := theirs.Repair(ctx)
 					return err
@@ -140,5 +144,29 @@ func TestKeyPinningRecordsOlderRepositories(t *testing.T) {
 	f.publish("staging", f.deb("hello", "1.1-1"))
 	if k, _, _ := f.repo.TrustedKeys(ctx); strings.Join(k.Fingerprints(), ",") != f.key.Signer.Fingerprint() {
 		t.Errorf("trusted keys: %v", k.Fingerprints())
+	}
+}
+
+// TestOriginLabel: Config.Origin and Label go into the Release a change
+// writes, later changes without them keep the dist's, and a value that
+// does not fit on one line is refused before any write.
+func TestOriginLabel(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.repo.Config.Origin, f.repo.Config.Label = "Acme", "Acme apps"
+	f.publish("staging", f.deb("hello", "1.0-1"))
+	f.repo.Config.Origin, f.repo.Config.Label = "", ""
+	f.publish("staging", f.deb("hello", "1.1-1"))
+	d, err := (&repo.Reader{Store: f.repo.Store, Keyring: f.key.Signer.Keyring()}).Dist(ctx, "staging")
+	if err != nil || d.Release.Origin != "Acme" || d.Release.Label != "Acme apps" {
+		t.Fatalf("Release after two publishes: %+v %v", d, err)
+	}
+	snap := treeHash(t, f.root)
+	f.repo.Config.Origin = "Acme\nSuite: production"
+	if _, err := f.repo.Publish(ctx, "staging", "", []string{f.deb("hello", "1.2-1")}); err == nil || !strings.Contains(err.Error(), "must fit on one line") {
+		t.Errorf("Origin with a newline: %v", err)
+	}
+	if treeHash(t, f.root) != snap {
+		t.Error("the refused publish wrote")
 	}
 }

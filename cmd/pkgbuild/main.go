@@ -53,6 +53,8 @@ a local directory that the fleet's instances install from.`,
 		newVerifyCmd(),
 		newRepairCmd(),
 		newListCmd(),
+		newDistCmd(),
+		newShowCmd(),
 		newKeyCmd(),
 		newFleetCmd(),
 	)

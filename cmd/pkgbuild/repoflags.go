@@ -24,6 +24,8 @@ type repoFlags struct {
 	pathStyle bool
 	key       string // private signing key file
 	keyring   string // public keyring file (read-only commands)
+	origin    string // Release Origin (signing commands)
+	label     string // Release Label (signing commands)
 	validFor  time.Duration
 	validCmd  *cobra.Command // has --valid-for: a command that writes Release files
 }
@@ -60,6 +62,10 @@ func (f *repoFlags) register(cmd *cobra.Command, signing bool) {
 	fl.StringVar(&f.region, "region", "", "S3 region (default: the AWS SDK's, else us-east-1)")
 	fl.BoolVar(&f.pathStyle, "path-style", false, "address the bucket path-style (implied for IP and localhost endpoints)")
 	fl.StringVar(&f.key, "key", "", "armored OpenPGP private key file (default $APTFLEET_SIGNING_KEY_FILE); passphrase from $APTFLEET_SIGNING_KEY_PASSPHRASE")
+	if signing {
+		fl.StringVar(&f.origin, "origin", "", "Origin field of the Release files this writes (default: the dist's, else aptfleet)")
+		fl.StringVar(&f.label, "label", "", "Label field of the Release files this writes (default: the dist's, else aptfleet)")
+	}
 	if !signing {
 		fl.StringVar(&f.keyring, "keyring", "", "public keyring to check signatures with (default: the public half of --key)")
 	}
@@ -89,6 +95,7 @@ func (f *repoFlags) open(ctx context.Context, signing bool, stderr io.Writer) (*
 			return nil, err
 		}
 		r.Signer = s
+		r.Config.Origin, r.Config.Label = f.origin, f.label
 		if err := f.applyValidFor(r); err != nil {
 			return nil, err
 		}

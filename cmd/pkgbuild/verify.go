@@ -8,7 +8,10 @@ import (
 
 // newVerifyCmd returns `pkgbuild verify`.
 func newVerifyCmd() *cobra.Command {
-	var f repoFlags
+	var (
+		f      repoFlags
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "verify --repo URL",
 		Short: "Check signatures, index hashes and every pool file",
@@ -27,7 +30,11 @@ Release are problems. Problems exit 1.`,
 				return oneLine(err)
 			}
 			rep, err := r.Verify(cmd.Context())
-			if rep != nil {
+			if rep != nil && asJSON {
+				if jerr := writeJSON(cmd.OutOrStdout(), rep); jerr != nil {
+					return jerr
+				}
+			} else if rep != nil {
 				for _, w := range rep.Warnings {
 					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
 				}
@@ -48,5 +55,6 @@ Release are problems. Problems exit 1.`,
 		},
 	}
 	f.register(cmd, false)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (dists, counts, problems, warnings); the exit status is the same")
 	return cmd
 }
