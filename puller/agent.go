@@ -11,82 +11,6 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/event"
-	"github.com/aptfleet/aptfleet/puller/redislock"
-	"github.com/aptfleet/aptfleet/puller/redisstate"
-)
-
-// Installer runs apt-get/dpkg on the host.
-type Installer interface {
-	// Installed returns pkg's installed version, "" when it is not installed.
-	Installed(ctx context.Context, pkg string) (version string, err error)
-	// Install installs exactly pkg=version (downgrades allowed, conffiles kept).
-	Install(ctx context.Context, pkg, version string) error
-}
-
-// Restarter restarts an app's systemd units.
-type Restarter interface {
-	Restart(ctx context.Context, app string) error
-}
-
-// Drainer takes this host out of, and back into, the load balancer.
-type Drainer interface {
-	// Drain returns when the host is drained or the drain time passed.
-	Drain(ctx context.Context) error
-	// Restore puts the host back in service.
-	Restore(ctx context.Context) error
-}
-
-// Checker is the app's health check: nil when healthy.
-type Checker interface {
-	Check(ctx context.Context) error
-}
-
-// Publisher sends deploy events (to SNS); the agent always logs them too.
-type Publisher interface {
-	Publish(ctx context.Context, e event.Deploy) error
-}
-
-// Index reads one distribution of an app's apt repository.
-type Index interface {
-	// Check makes one conditional request for dist's InRelease: changed is
-	// false, and nothing else is fetched, when its ETag is still etag.
-	Check(ctx context.Context, dist, etag string) (changed bool, newETag string, err error)
-	// Versions lists pkg's versions in dist's signature-verified index.
-	Versions(ctx context.Context, dist, pkg string) ([]string, error)
-}
-
-// Membership counts the live hosts of an app/env (the Serf members tagged with them).
-type Membership interface {
-	Alive(app, env string) int
-}
-
-// VersionTagger is told the version a host now runs (Serf tags); optional.
-type VersionTagger interface {
-	SetVersion(app, version string) error
-}
-
-// Locker hands out the rolling deploy slots (redislock.Semaphore).
-type Locker interface {
-	Acquire(ctx context.Context, req func() redislock.Request) (*redislock.Lease, error)
-	// Arm sets the semaphore's guard when it is missing, so the pause that
-	// follows a lost slot set runs while the fleet is idle.
-	Arm(ctx context.Context, key string) (time.Duration, error)
-}
-
-// State is where the fleet's deploy state lives (redisstate.Store).
-type State interface {
-	Broken(ctx context.Context, app, env string) (map[string]redisstate.Broken, error)
-	IsBroken(ctx context.Context, app, env, version string) (*redisstate.Broken, error)
-	MarkBroken(ctx context.Context, app, env, version string, b redisstate.Broken) (bool, error)
-	SetHost(ctx context.Context, app, env, host, version, state string) error
-	StartRollout(ctx context.Context, app, env, version string, alive int) error
-	FinishHost(ctx context.Context, app, env, version string, ok bool) (redisstate.Rollout, error)
-	RolloutKey(app, env, version string) string
-}
-
-var (
-	_ Locker = (*redislock.Semaphore)(nil)
-	_ State  = (*redisstate.Store)(nil)
 )
 
 // AppDeps are the host steps of one app, in the order of Config.Apps.
@@ -359,36 +283,99 @@ func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 		return fmt.Errorf("no installable version of %s in %s", ar.Name, ar.Dist)
 	}
 	if target != current {
-		_ = a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, redisstate.StateBootstrap)
+		if err := a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateBootstrap); err != nil {
+			return err // before the first step: fatal (see record)
+		}
 		start := a.now()
 		a.emit(ctx, ar, event.Started, target, current, "", 0)
-		for _, step := range []struct {
-			name string
-			run  func(context.Context) error
-		}{
-			{"install", func(ctx context.Context) error { return ar.Installer.Install(ctx, ar.Name, target) }},
-			{"restart", func(ctx context.Context) error { return ar.Restarter.Restart(ctx, ar.Name) }},
-			{"health check", ar.check},
-		} {
-			if err := step.run(ctx); err != nil {
-				a.metrics.failures.WithLabelValues(ar.Name, ar.Env).Inc()
-				a.emit(ctx, ar, event.Failed, target, current, step.name+": "+err.Error(), a.now().Sub(start))
-				return fmt.Errorf("%s %s: %w", step.name, target, err)
+		if err := a.move(ctx, ar, target, nil); err != nil {
+			a.metrics.failures.WithLabelValues(ar.Name, ar.Env).Inc()
+			a.emit(ctx, ar, event.Failed, target, current, err.Error(), a.now().Sub(start))
+			var se *stepError
+			if errors.As(err, &se) {
+				return fmt.Errorf("%s %s: %w", se.step, target, se.err)
 			}
+			return err
 		}
 		a.emit(ctx, ar, event.Succeeded, target, current, "", a.now().Sub(start))
 		a.setCurrent(ar, target)
+		ar.etag = etag
+		a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateOK))
+		return nil
 	}
 	ar.etag = etag
-	return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, redisstate.StateOK)
+	return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateOK)
+}
+
+// A step is one stage of moving a host to a version.
+type step struct {
+	name string
+	run  func(ctx context.Context, ar *appRun, version string) error
+}
+
+// pipeline is the one list of steps that every move of a host to a version
+// runs, in order: bootstrap, a deploy, and the rollback of a failed deploy all
+// call move, which runs it. A new stage (a validate hook after the restart, a
+// canary soak) is one more entry here. Draining is not a step of its own: a
+// deploy drains once before the first step and restores once after the last
+// (see deploy); bootstrap takes no traffic yet, and a rollback runs drained.
+func (a *Agent) pipeline() []step {
+	return []step{
+		{"install", func(ctx context.Context, ar *appRun, v string) error { return ar.Installer.Install(ctx, ar.Name, v) }},
+		{"restart", func(ctx context.Context, ar *appRun, v string) error { return ar.Restarter.Restart(ctx, ar.Name) }},
+		// A validate step goes here, between the restart and the health check.
+		{"health check", func(ctx context.Context, ar *appRun, v string) error { return ar.check(ctx) }},
+	}
+}
+
+// stepError is a step of the pipeline that failed.
+type stepError struct {
+	step string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.step + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// move runs the pipeline for version. before, when not nil, runs before every
+// step (a deploy's lease guard); its error is returned as is, a step's as a
+// *stepError.
+func (a *Agent) move(ctx context.Context, ar *appRun, version string, before func() error) error {
+	for _, st := range a.pipeline() {
+		if before != nil {
+			if err := before(); err != nil {
+				return err
+			}
+		}
+		if err := st.run(ctx, ar, version); err != nil {
+			return &stepError{step: st.name, err: err}
+		}
+	}
+	return nil
+}
+
+// record applies the one error policy for bookkeeping writes: the host
+// records, the rollout's counts and the recorded cap. A write that fails
+// before a deploy's first destructive step is returned by its caller and
+// ends the cycle (Redis is away, and the semaphore lives there too, so no
+// deploy starts). A write that fails once the host has started changing (or
+// after it changed) is passed here: it is logged as a warning and the work
+// goes on, because the host's own state (its installed version, its place in
+// the load balancer) comes first and its record is rewritten at every tick.
+// The broken mark is not bookkeeping: it is the decision that stops the
+// fleet, and a failure to write it is logged as an error (see fail).
+func (a *Agent) record(ctx context.Context, ar *appRun, what string, err error) {
+	if err != nil {
+		a.log.Warn("record "+what+"; going on", "app", ar.Name, "env", ar.Env, "err", err)
+	}
 }
 
 // restingState is the state of a host with nothing to deploy.
-func (a *Agent) restingState(ar *appRun) string {
+func (a *Agent) restingState(ar *appRun) HostState {
 	if ar.unhealthy {
-		return redisstate.StateFailed
+		return StateFailed
 	}
-	return redisstate.StateOK
+	return StateOK
 }
 
 func (ar *appRun) check(ctx context.Context) error {
@@ -496,7 +483,7 @@ func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
 // deploy moves ar from current to target under a deploy slot.
 func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) error {
 	app, env := ar.Name, ar.Env
-	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, redisstate.StateWaiting); err != nil {
+	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, StateWaiting); err != nil {
 		return err // Redis is away: no deploy starts
 	}
 	if err := a.deps.State.StartRollout(ctx, app, env, target, a.deps.Members.Alive(app, env)); err != nil {
@@ -518,7 +505,7 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 	}
 	start := a.now()
 	a.emit(ctx, ar, event.Started, target, current, "", 0)
-	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, redisstate.StateDeploying); err != nil {
+	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, StateDeploying); err != nil {
 		return err
 	}
 	// Every destructive step starts only under a live lease; a lost lease is
@@ -529,7 +516,7 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 			return nil
 		}
 		a.log.Warn("deploy slot lost; waiting for a slot again before the next step", "app", app, "env", env, "version", target)
-		_ = lease.Release(context.WithoutCancel(ctx))
+		_ = lease.Release(context.WithoutCancel(ctx)) // lost already: nothing to free
 		l, err := a.acquire(ctx, ar, target)
 		if err != nil {
 			return err
@@ -547,66 +534,60 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 			return fmt.Errorf("drain: %w", err)
 		}
 	}
-	steps := []struct {
-		name string
-		run  func(context.Context) error
-	}{
-		{"install", func(ctx context.Context) error { return ar.Installer.Install(ctx, app, target) }},
-		{"restart", func(ctx context.Context) error { return ar.Restarter.Restart(ctx, app) }},
-		{"health check", ar.check},
-	}
-	for _, step := range steps {
-		if err := guard(); err != nil {
-			return err
+	if err := a.move(ctx, ar, target, guard); err != nil {
+		var se *stepError
+		if !errors.As(err, &se) {
+			return err // the guard: no slot, the host stays drained until the next cycle
 		}
-		if err := step.run(ctx); err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("%s %s: %w", step.name, target, ctx.Err())
-			}
-			return a.fail(ctx, ar, current, target, step.name+": "+err.Error(), start)
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s %s: %w", se.step, target, ctx.Err())
 		}
+		return a.fail(ctx, ar, current, target, se.Error(), start)
 	}
 	ar.unhealthy = false
 	a.restore(ctx, ar)
 	a.setCurrent(ar, target)
 	d := a.now().Sub(start)
 	a.metrics.duration.WithLabelValues(app, env, "succeeded").Observe(d.Seconds())
-	if err := a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateOK); err != nil {
-		a.log.Warn("record state", "app", app, "err", err)
-	}
+	a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateOK))
 	r, err := a.deps.State.FinishHost(ctx, app, env, target, true)
-	if err != nil {
-		a.log.Warn("count rollout", "app", app, "err", err)
-	}
+	a.record(ctx, ar, "rollout", err)
 	a.emitProgress(ctx, ar, event.Succeeded, target, current, "", d, r)
 	return nil
 }
 
 // acquire waits for a deploy slot for target. The cap follows the live
-// membership at every attempt; the rollout hash records the smallest cap any
-// host asked for, and that one is enforced. The wait ends early when target is
-// marked broken.
-func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (*redislock.Lease, error) {
+// membership at every attempt, and the smallest view of it among the hosts
+// taking part is enforced; the cap a lease was granted under is recorded in
+// the rollout. The wait ends early when target is marked broken.
+func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, error) {
 	app, env := ar.Name, ar.Env
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var mu sync.Mutex // req is also called from the lease's renewal goroutine
 	var lastCheck time.Time
-	req := func() redislock.Request {
+	req := func() LockRequest {
 		// A waiter attempts at every poll and when a release wakes it;
 		// reading the broken mark at most once per poll interval keeps the
 		// attempts cheap. A host that is admitted reads the mark again
 		// before its first step.
-		if now := time.Now(); now.Sub(lastCheck) >= a.cfg.LockPoll {
+		mu.Lock()
+		now := a.now()
+		due := now.Sub(lastCheck) >= a.cfg.LockPoll
+		if due {
 			lastCheck = now
+		}
+		mu.Unlock()
+		if due && actx.Err() == nil {
 			if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
 				cancel(errTargetBroken)
 			}
 		}
-		return redislock.Request{
-			Key:    app + ":" + env,
-			Host:   a.host,
-			Cap:    capFor(a.cfg.Fraction, a.deps.Members.Alive(app, env)),
-			CapKey: a.deps.State.RolloutKey(app, env, target),
+		return LockRequest{
+			Key:         app + ":" + env,
+			Host:        a.host,
+			Cap:         capFor(a.cfg.Fraction, a.deps.Members.Alive(app, env)),
+			SmallestCap: true,
 		}
 	}
 	start := a.now()
@@ -618,6 +599,7 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (*redisl
 		}
 		return nil, fmt.Errorf("wait for a deploy slot: %w", err)
 	}
+	a.record(ctx, ar, "cap", a.deps.State.RecordCap(ctx, app, env, target, lease.Cap()))
 	return lease, nil
 }
 
@@ -633,39 +615,33 @@ func (a *Agent) restore(ctx context.Context, ar *appRun) {
 }
 
 // fail handles a failed step: mark target broken (so every other host stops),
-// go back to current, count the failure, and report.
+// go back to current through the same pipeline, count the failure, and report.
 func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason string, start time.Time) error {
 	app, env := ar.Name, ar.Env
 	ctx = context.WithoutCancel(ctx) // a rollback must finish
 	a.metrics.failures.WithLabelValues(app, env).Inc()
 	a.metrics.duration.WithLabelValues(app, env, "failed").Observe(a.now().Sub(start).Seconds())
 	a.emit(ctx, ar, event.Failed, target, current, reason, a.now().Sub(start))
-	first, err := a.deps.State.MarkBroken(ctx, app, env, target, redisstate.Broken{Reason: reason, Host: a.host, At: a.now().UTC()})
+	first, err := a.deps.State.MarkBroken(ctx, app, env, target, Broken{Reason: reason, Host: a.host, At: a.now().UTC()})
 	if err != nil {
 		a.log.Error("mark version broken", "app", app, "version", target, "err", err)
 	}
-	_ = a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateRollingBack)
+	a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateRollingBack))
 	back := current
 	if current != "" {
-		err := ar.Installer.Install(ctx, app, current)
-		if err == nil {
-			err = ar.Restarter.Restart(ctx, app)
-		}
-		if err == nil {
-			err = ar.check(ctx)
-		}
-		if err != nil {
+		if err := a.move(ctx, ar, current, nil); err != nil {
 			a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
-			_ = a.deps.State.SetHost(ctx, app, env, a.host, target, redisstate.StateFailed)
+			a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateFailed))
 			back = ""
 			ar.needRestore, ar.unhealthy = false, true // out of service until healthy
 		}
 	}
-	r, _ := a.deps.State.FinishHost(ctx, app, env, target, false)
+	r, err := a.deps.State.FinishHost(ctx, app, env, target, false)
+	a.record(ctx, ar, "rollout", err)
 	if back != "" {
 		a.restore(ctx, ar)
 		a.setCurrent(ar, back)
-		_ = a.deps.State.SetHost(ctx, app, env, a.host, back, redisstate.StateOK)
+		a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, back, StateOK))
 		// The event is about the failed version; Previous is the one the
 		// host went back to (the version before the deploy).
 		a.emitProgress(ctx, ar, event.RolledBack, target, back, reason, 0, r)
@@ -679,11 +655,11 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason st
 }
 
 func (a *Agent) emit(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration) {
-	a.emitProgress(ctx, ar, k, version, previous, reason, d, redisstate.Rollout{})
+	a.emitProgress(ctx, ar, k, version, previous, reason, d, Rollout{})
 }
 
 // emitProgress logs e and publishes it when a Publisher is configured.
-func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration, r redisstate.Rollout) {
+func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration, r Rollout) {
 	e := event.New(k, ar.Name, ar.Env, version, a.host, a.now())
 	e.Previous, e.Reason = previous, reason
 	e.Total, e.Done, e.Failed = r.Total, r.Done, r.Failed

@@ -1,4 +1,4 @@
-package puller
+package puller_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
@@ -199,7 +200,7 @@ type testbed struct {
 	fleet   *fleet
 	members *fixedMembers
 	events  *events
-	cfg     Config
+	cfg     puller.Config
 }
 
 func newTestbed(t *testing.T) *testbed {
@@ -207,8 +208,8 @@ func newTestbed(t *testing.T) *testbed {
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	cfg := DefaultConfig()
-	cfg.Apps = []App{defaultApp(App{Name: "hello", Env: "staging", Repo: "s3://bucket/fleet"})}
+	cfg := puller.DefaultConfig()
+	cfg.Apps = []puller.App{puller.DefaultApp(puller.App{Name: "hello", Env: "staging", Repo: "s3://bucket/fleet"})}
 	cfg.Fraction = 1.0 / 3
 	cfg.LockTTL = time.Second
 	cfg.Schedule = "@every 1h"
@@ -223,19 +224,19 @@ func newTestbed(t *testing.T) *testbed {
 	return tb
 }
 
-func (tb *testbed) agent(host string, log *slog.Logger) *Agent {
+func (tb *testbed) agent(host string, log *slog.Logger) *puller.Agent {
 	tb.t.Helper()
 	return tb.agentWith(host, log, tb.members, nil)
 }
 
-func (tb *testbed) agentWith(host string, log *slog.Logger, members Membership, tagger VersionTagger) *Agent {
+func (tb *testbed) agentWith(host string, log *slog.Logger, members puller.Membership, tagger puller.VersionTagger) *puller.Agent {
 	tb.t.Helper()
 	steps := tb.fleet.host(host)
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	a, err := New(tb.cfg, host, Deps{
-		Apps: []AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
+	a, err := puller.New(tb.cfg, host, puller.Deps{
+		Apps: []puller.AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
 		Lock: tb.sem, State: tb.state, Members: members, Tagger: tagger, Publisher: tb.events,
 		Compare: strings.Compare, // test versions are single-digit x.y-1: string order is dpkg order
 		Logger:  log,
@@ -287,7 +288,7 @@ func TestRolloutHaltsOnFailingVersion(t *testing.T) {
 	const n = 9 // cap = floor(9/3) = 3
 	tb.fleet.installD = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	var agents []*Agent
+	var agents []*puller.Agent
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	// Every agent embeds a real Serf member; the cap comes from their count
@@ -390,7 +391,7 @@ func TestRolloutHaltsOnFailingVersion(t *testing.T) {
 	waitFor(t, "every host settled on 1.1-1", func() bool {
 		st, _ := tb.state.Status(ctx, "hello", "staging", time.Minute)
 		for _, h := range st.Hosts {
-			if h.Version != "1.1-1" || h.State != redisstate.StateOK {
+			if h.Version != "1.1-1" || h.State != puller.StateOK {
 				return false
 			}
 		}
@@ -559,41 +560,6 @@ func TestRedisAwayNoDeployThenRecovers(t *testing.T) {
 	waitFor(t, "the recovery in the log", func() bool { return strings.Contains(logs.String(), "cycle recovered") })
 }
 
-func TestCapFor(t *testing.T) {
-	tests := []struct {
-		fraction float64
-		alive    int
-		want     int
-	}{
-		{1.0 / 3, 300, 100}, {1.0 / 3, 100, 33}, {1.0 / 3, 10, 3}, {1.0 / 3, 2, 1},
-		{0.25, 0, 1}, {1, 7, 7}, {0.5, 5, 2},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v of %d", tt.fraction, tt.alive), func(t *testing.T) {
-			if got := capFor(tt.fraction, tt.alive); got != tt.want {
-				t.Errorf("capFor = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestJitterOffsetSpreadsHosts(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for i := 0; i < 50; i++ {
-		off := jitterOffset(fmt.Sprintf("i-%d", i), 30*time.Second)
-		if off < 0 || off >= 30*time.Second {
-			t.Fatalf("offset %s outside [0, 30s)", off)
-		}
-		if off != jitterOffset(fmt.Sprintf("i-%d", i), 30*time.Second) {
-			t.Fatal("offset not stable for a host")
-		}
-		seen[off/time.Second] = true
-	}
-	if len(seen) < 15 {
-		t.Errorf("50 hosts fell in only %d distinct seconds of 30", len(seen))
-	}
-}
-
 // syncBuffer is a goroutine-safe log sink.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -744,9 +710,9 @@ func TestLostLeaseWaitsBeforeNextStep(t *testing.T) {
 		fz.frozen.Store(true)
 		time.AfterFunc(1500*time.Millisecond, func() { fz.frozen.Store(false) })
 	}
-	newAgent := func(h *loggedHost, lock Locker, state State) *Agent {
-		ag, err := New(tb.cfg, h.name, Deps{
-			Apps: []AppDeps{{Index: tb.index, Installer: h, Restarter: h, Drainer: h}},
+	newAgent := func(h *loggedHost, lock puller.Locker, state puller.State) *puller.Agent {
+		ag, err := puller.New(tb.cfg, h.name, puller.Deps{
+			Apps: []puller.AppDeps{{Index: tb.index, Installer: h, Restarter: h, Drainer: h}},
 			Lock: lock, State: state, Members: tb.members, Compare: strings.Compare, Logger: quiet,
 		})
 		if err != nil {
@@ -794,11 +760,11 @@ func TestFailedRollbackKeepsHostOut(t *testing.T) {
 	tb.fleet.mu.Unlock()
 	tb.index.publish("1.1-1")
 	err := a.Once(ctx)
-	if !errors.Is(err, ErrDeployFailed) {
+	if !errors.Is(err, puller.ErrDeployFailed) {
 		t.Fatalf("Once = %v, want ErrDeployFailed", err)
 	}
 	hosts, _ := tb.state.Hosts(ctx, "hello", "staging")
-	if h := hosts["i-1"]; h.State != redisstate.StateFailed {
+	if h := hosts["i-1"]; h.State != puller.StateFailed {
 		t.Errorf("host state %+v, want failed", h)
 	}
 	if b, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.1-1"); b == nil {
@@ -825,7 +791,7 @@ func TestFailedRollbackKeepsHostOut(t *testing.T) {
 	tb.fleet.bad["1.0-1"] = false // the dependency is fixed
 	tb.fleet.mu.Unlock()
 	hosts, _ = tb.state.Hosts(ctx, "hello", "staging")
-	if drained != 1 || hosts["i-1"].State != redisstate.StateFailed {
+	if drained != 1 || hosts["i-1"].State != puller.StateFailed {
 		t.Errorf("after another cycle: %d drained, state %q; want still out and failed", drained, hosts["i-1"].State)
 	}
 	// Once healthy again, the host goes back in service and reports ok.
@@ -836,7 +802,7 @@ func TestFailedRollbackKeepsHostOut(t *testing.T) {
 	drained = tb.fleet.drained
 	tb.fleet.mu.Unlock()
 	hosts, _ = tb.state.Hosts(ctx, "hello", "staging")
-	if drained != 0 || hosts["i-1"].State != redisstate.StateOK || hosts["i-1"].Version != "1.0-1" {
+	if drained != 0 || hosts["i-1"].State != puller.StateOK || hosts["i-1"].Version != "1.0-1" {
 		t.Errorf("after recovery: %d drained, host %+v; want restored, ok on 1.0-1", drained, hosts["i-1"])
 	}
 }
@@ -858,6 +824,6 @@ func TestScheduleTicks(t *testing.T) {
 	// The first tick comes within 1s (the schedule rounds to the second) plus
 	// the host's offset (< 0.5s), then one every second: 3 or 4 in 3.7s.
 	if got := tb.index.checks.Load(); got < 3 || got > 4 {
-		t.Errorf("%d checks in 3.7s of @every 1s with jitter offset %s, want 3 or 4", got, jitterOffset("i-1", tb.cfg.Jitter))
+		t.Errorf("%d checks in 3.7s of @every 1s with jitter offset %s, want 3 or 4", got, puller.JitterOffset("i-1", tb.cfg.Jitter))
 	}
 }

@@ -6,8 +6,8 @@
 // InRelease. When it changed, the target is the highest version in the index
 // that Redis does not mark broken. The host then waits for a slot of the
 // app/env's rolling semaphore (cap = max(1, floor(fraction x alive members)),
-// recomputed at every attempt and never above the smallest cap recorded for
-// the rollout), drains, installs, restarts and health-checks. A healthy host
+// recomputed at every attempt and never above the smallest cap any host taking
+// part asks for), drains, installs, restarts and health-checks. A healthy host
 // rejoins the load balancer and releases its slot; an unhealthy one marks the
 // version broken so every other host stops, reinstalls the previous version,
 // and reports a halt.

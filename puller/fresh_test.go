@@ -1,4 +1,4 @@
-package puller
+package puller_test
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/statedir"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
@@ -95,13 +96,13 @@ func replay(t *testing.T, store repo.Store) {
 	tb.fleet.installed["i-1"] = "1.0-1"
 	steps := tb.fleet.host("i-1")
 	stateDir := t.TempDir()
-	newAgent := func() *Agent {
+	newAgent := func() *puller.Agent {
 		dates, err := statedir.OpenDates(stateDir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := New(tb.cfg, "i-1", Deps{
-			Apps: []AppDeps{{Index: RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}, App: "hello", Dates: dates},
+		a, err := puller.New(tb.cfg, "i-1", puller.Deps{
+			Apps: []puller.AppDeps{{Index: puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}, App: "hello", Dates: dates},
 				Installer: steps, Restarter: steps, Checker: steps}},
 			Lock: tb.sem, State: tb.state, Members: tb.members, Compare: debian.CompareVersions, Publisher: tb.events,
 			Logger: slog.New(slog.DiscardHandler),
@@ -119,11 +120,11 @@ func replay(t *testing.T, store repo.Store) {
 		t.Fatalf("host on %q, want 2.0-1", v)
 	}
 	installs := len(tb.fleet.installs)
-	stays := func(t *testing.T, a *Agent, want error) {
+	stays := func(t *testing.T, a *puller.Agent, want error) {
 		t.Helper()
 		err := a.Once(ctx)
-		var stale *StaleIndexError
-		if _, isStale := want.(*StaleIndexError); isStale && !errors.As(err, &stale) || !isStale && !errors.Is(err, want) {
+		var stale *puller.StaleIndexError
+		if _, isStale := want.(*puller.StaleIndexError); isStale && !errors.As(err, &stale) || !isStale && !errors.Is(err, want) {
 			t.Fatalf("cycle: %v, want %T %v", err, want, want)
 		}
 		if v := tb.fleet.versionOf("i-1"); v != "2.0-1" || len(tb.fleet.installs) != installs {
@@ -135,14 +136,14 @@ func replay(t *testing.T, store repo.Store) {
 		current := saveObjects(t, store, "dists/production/")
 		copyObjects(t, store, old, "dists/production/", "dists/production/")
 		defer copyObjects(t, store, current, "dists/production/", "dists/production/")
-		var stale *StaleIndexError
+		var stale *puller.StaleIndexError
 		for range 3 { // every tick refuses it; one event
 			err := a.Once(ctx)
 			if !errors.As(err, &stale) || !stale.Date.Before(stale.Newest) {
-				t.Fatalf("cycle: %v, want a StaleIndexError", err)
+				t.Fatalf("cycle: %v, want a puller.StaleIndexError", err)
 			}
 		}
-		stays(t, newAgent(), new(StaleIndexError)) // a restarted agent remembers
+		stays(t, newAgent(), new(puller.StaleIndexError)) // a restarted agent remembers
 		if n := len(tb.events.of(event.StaleIndex)); n != 2 {
 			t.Fatalf("%d stale_index events from two agent runs, want one each", n)
 		}

@@ -1,4 +1,4 @@
-package puller
+package puller_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 )
@@ -70,8 +71,8 @@ func TestRealRepository(t *testing.T) {
 	tb.members.n.Store(1)
 	tb.fleet.installed["i-1"] = "1.9-1"
 	steps := tb.fleet.host("i-1")
-	a, err := New(tb.cfg, "i-1", Deps{
-		Apps: []AppDeps{{Index: RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}},
+	a, err := puller.New(tb.cfg, "i-1", puller.Deps{
+		Apps: []puller.AppDeps{{Index: puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: signer.Keyring()}},
 			Installer: steps, Restarter: steps, Checker: steps}},
 		Lock: tb.sem, State: tb.state, Members: tb.members, Compare: debian.CompareVersions,
 		Logger: slog.New(slog.DiscardHandler),

@@ -20,6 +20,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
@@ -49,17 +50,17 @@ func newFleetRig(t *testing.T) *fleetRig {
 		}
 	}
 	must(r.st.StartRollout(ctx, "hello", "production", "1.4.0-1", 3))
-	must(r.st.SetHost(ctx, "hello", "production", "i-1", "1.4.0-1", redisstate.StateOK))
+	must(r.st.SetHost(ctx, "hello", "production", "i-1", "1.4.0-1", puller.StateOK))
 	_, err := r.st.FinishHost(ctx, "hello", "production", "1.4.0-1", true)
 	must(err)
-	must(r.st.SetHost(ctx, "hello", "production", "i-2", "1.3.0-1", redisstate.StateDeploying))
-	must(r.st.SetHost(ctx, "hello", "production", "i-3", "1.3.0-1", redisstate.StateOK))
+	must(r.st.SetHost(ctx, "hello", "production", "i-2", "1.3.0-1", puller.StateDeploying))
+	must(r.st.SetHost(ctx, "hello", "production", "i-3", "1.3.0-1", puller.StateOK))
 	must(r.st.StartRollout(ctx, "hello", "staging", "1.5.0-1", 1))
 	_, err = r.st.FinishHost(ctx, "hello", "staging", "1.5.0-1", false)
 	must(err)
-	_, err = r.st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", redisstate.Broken{Reason: "health check: 503", Host: "i-s1"})
+	_, err = r.st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", puller.Broken{Reason: "health check: 503", Host: "i-s1"})
 	must(err)
-	must(r.st.SetHost(ctx, "hello", "staging", "i-s1", "1.4.0-1", redisstate.StateOK))
+	must(r.st.SetHost(ctx, "hello", "staging", "i-s1", "1.4.0-1", puller.StateOK))
 	return r
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
@@ -37,7 +38,7 @@ func TestPruneKeepsWhatTheFleetNeeds(t *testing.T) {
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
-	if err := redisstate.New(rdb, redisstate.Options{}).SetHost(ctx, "hello", "production", "i-1", "1.0-1", redisstate.StateOK); err != nil {
+	if err := redisstate.New(rdb, redisstate.Options{}).SetHost(ctx, "hello", "production", "i-1", "1.0-1", puller.StateOK); err != nil {
 		t.Fatal(err)
 	}
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -49,7 +50,7 @@ func TestPromoteWaitRollout(t *testing.T) {
 
 	// Every live host healthy on 1.0-1: promoted.
 	for _, h := range []string{"i-1", "i-2"} {
-		if err := st.SetHost(ctx, "hello", "staging", h, "1.0-1", redisstate.StateOK); err != nil {
+		if err := st.SetHost(ctx, "hello", "staging", h, "1.0-1", puller.StateOK); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,7 +59,7 @@ func TestPromoteWaitRollout(t *testing.T) {
 	}
 
 	// A host still on the old version: waits, then gives up; nothing promoted.
-	if err := st.SetHost(ctx, "hello", "staging", "i-1", "1.1-1", redisstate.StateOK); err != nil {
+	if err := st.SetHost(ctx, "hello", "staging", "i-1", "1.1-1", puller.StateOK); err != nil {
 		t.Fatal(err)
 	}
 	_, err := promote("1.1-1", "--wait-timeout", "500ms")
@@ -72,14 +73,14 @@ func TestPromoteWaitRollout(t *testing.T) {
 	// The last host arrives while promote waits: promoted then.
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		st.SetHost(ctx, "hello", "staging", "i-2", "1.1-1", redisstate.StateOK)
+		st.SetHost(ctx, "hello", "staging", "i-2", "1.1-1", puller.StateOK)
 	}()
 	if out, err := promote("1.1-1"); err != nil || !strings.Contains(out, "promoted hello 1.1-1") {
 		t.Fatalf("rollout finishing during the wait: out %q, err %v", out, err)
 	}
 
 	// A halted rollout: promote fails with the reason and changes nothing.
-	if _, err := st.MarkBroken(ctx, "hello", "staging", "1.2-1", redisstate.Broken{Reason: "health check failed: 503", Host: "i-1", At: time.Now()}); err != nil {
+	if _, err := st.MarkBroken(ctx, "hello", "staging", "1.2-1", puller.Broken{Reason: "health check failed: 503", Host: "i-1", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	before := snapshot(t, repoDir)

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/fleetview"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -109,21 +110,21 @@ func TestStatusFleetGolden(t *testing.T) {
 	for _, h := range []string{"i-0a1", "i-0b2"} {
 		_, err := st.FinishHost(ctx, "hello", "production", "1.4.0-1", true)
 		must(err)
-		must(st.SetHost(ctx, "hello", "production", h, "1.4.0-1", redisstate.StateOK))
+		must(st.SetHost(ctx, "hello", "production", h, "1.4.0-1", puller.StateOK))
 	}
 	at(20 * time.Second)
-	must(st.SetHost(ctx, "hello", "production", "i-0c3", "1.3.2-1", redisstate.StateDeploying))
+	must(st.SetHost(ctx, "hello", "production", "i-0c3", "1.3.2-1", puller.StateDeploying))
 	at(2 * time.Hour)
-	must(st.SetHost(ctx, "hello", "production", "i-0dead", "1.2.0-1", redisstate.StateOK))
+	must(st.SetHost(ctx, "hello", "production", "i-0dead", "1.2.0-1", puller.StateOK))
 	at(10 * time.Minute)
 	must(st.StartRollout(ctx, "hello", "staging", "1.5.0-1", 2))
 	_, err := st.FinishHost(ctx, "hello", "staging", "1.5.0-1", false)
 	must(err)
-	_, err = st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", redisstate.Broken{Reason: "health check: GET /healthz: 503", Host: "i-1s"})
+	_, err = st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", puller.Broken{Reason: "health check: GET /healthz: 503", Host: "i-1s"})
 	must(err)
 	at(time.Minute)
-	must(st.SetHost(ctx, "hello", "staging", "i-1s", "1.4.0-1", redisstate.StateOK))
-	must(st.SetHost(ctx, "hello", "staging", "i-2s", "1.3.2-1", redisstate.StateOK))
+	must(st.SetHost(ctx, "hello", "staging", "i-1s", "1.4.0-1", puller.StateOK))
+	must(st.SetHost(ctx, "hello", "staging", "i-2s", "1.3.2-1", puller.StateOK))
 
 	clock = now
 	sts, err := fleetview.Read(ctx, st, nil, now, fleetview.Options{LiveWithin: 10 * time.Minute})

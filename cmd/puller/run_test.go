@@ -18,6 +18,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
@@ -124,7 +125,7 @@ apps:
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		hosts, _ := state.Hosts(ctx, app, "testing")
-		if h, ok := hosts["i-run-test"]; ok && h.Version == installed && h.State == redisstate.StateOK {
+		if h, ok := hosts["i-run-test"]; ok && h.Version == installed && h.State == puller.StateOK {
 			break
 		}
 		if time.Now().After(deadline) {

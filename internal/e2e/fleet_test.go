@@ -25,6 +25,7 @@ import (
 	"github.com/aptfleet/aptfleet/internal/instance"
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/internal/testenv/s3server"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/lb"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/userdata"
@@ -392,7 +393,7 @@ func (f *fleet) waitVersion(version string, hosts []string, timeout time.Duratio
 		recs, err := f.state.Hosts(ctx, app, env)
 		var behind []string
 		for _, h := range hosts {
-			if r, ok := recs[h]; !ok || r.Version != version || r.State != redisstate.StateOK {
+			if r, ok := recs[h]; !ok || r.Version != version || r.State != puller.StateOK {
 				behind = append(behind, fmt.Sprintf("%s=%+v", h, r))
 			}
 		}

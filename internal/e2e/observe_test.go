@@ -236,7 +236,7 @@ func (o *observer) loop(ctx context.Context) {
 		if recs, err := o.f.state.Hosts(ctx, app, env); err == nil {
 			for _, h := range slices.Sorted(maps.Keys(recs)) {
 				r := recs[h]
-				if s := r.State + " " + r.Version; hosts[h] != s {
+				if s := string(r.State) + " " + r.Version; hosts[h] != s {
 					hosts[h] = s
 					o.f.tl.add("%s: %s", h, s)
 				}

@@ -20,7 +20,10 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/tail"
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Installer = (*Installer)(nil)
 
 // Runner runs one program with extra environment variables (appended to the
 // inherited environment) and returns its combined output. A non-zero exit is

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/fleetview"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -40,18 +41,18 @@ func TestPageInChromium(t *testing.T) {
 	must(st.StartRollout(ctx, "hello", "production", "1.4.0-1", 5))
 	must(st.Record(ctx, event.New(event.RolloutStarted, "hello", "production", "1.4.0-1", "i-1", time.Now())))
 	for _, h := range []string{"i-1", "i-2"} {
-		must(st.SetHost(ctx, "hello", "production", h, "1.4.0-1", redisstate.StateOK))
+		must(st.SetHost(ctx, "hello", "production", h, "1.4.0-1", puller.StateOK))
 		_, err := st.FinishHost(ctx, "hello", "production", "1.4.0-1", true)
 		must(err)
 	}
-	must(st.SetHost(ctx, "hello", "production", "i-3", "1.3.2-1", redisstate.StateDeploying))
-	must(st.SetHost(ctx, "hello", "production", "i-4", "1.3.2-1", redisstate.StateWaiting))
-	must(st.SetHost(ctx, "hello", "production", "i-5", "1.3.2-1", redisstate.StateWaiting))
+	must(st.SetHost(ctx, "hello", "production", "i-3", "1.3.2-1", puller.StateDeploying))
+	must(st.SetHost(ctx, "hello", "production", "i-4", "1.3.2-1", puller.StateWaiting))
+	must(st.SetHost(ctx, "hello", "production", "i-5", "1.3.2-1", puller.StateWaiting))
 	// hello/staging: halted, and paused.
 	must(st.StartRollout(ctx, "hello", "staging", "1.5.0-1", 1))
-	_, err := st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", redisstate.Broken{Reason: "health check: 503 <script>alert(1)</script>", Host: "i-s1"})
+	_, err := st.MarkBroken(ctx, "hello", "staging", "1.5.0-1", puller.Broken{Reason: "health check: 503 <script>alert(1)</script>", Host: "i-s1"})
 	must(err)
-	must(st.SetHost(ctx, "hello", "staging", "i-s1", "1.4.0-1", redisstate.StateOK))
+	must(st.SetHost(ctx, "hello", "staging", "i-s1", "1.4.0-1", puller.StateOK))
 	_, _, err = st.SetPause(ctx, "hello", "staging", redisstate.Pause{Actor: "alice@bastion", Reason: "looking"}, event.New(event.Paused, "hello", "staging", "", "", time.Now()))
 	must(err)
 
@@ -103,7 +104,7 @@ func TestPageInChromium(t *testing.T) {
 	}
 
 	// i-3 finishes: the page follows without a reload.
-	must(st.SetHost(ctx, "hello", "production", "i-3", "1.4.0-1", redisstate.StateOK))
+	must(st.SetHost(ctx, "hello", "production", "i-3", "1.4.0-1", puller.StateOK))
 	_, err = st.FinishHost(ctx, "hello", "production", "1.4.0-1", true)
 	must(err)
 	_, err = chromedp.Run(bctx, chromedp.Poll[bool](

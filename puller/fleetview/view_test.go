@@ -12,6 +12,7 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/fleetview"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -136,7 +137,7 @@ func TestStages(t *testing.T) {
 	must(err)
 	_, err = st.FinishHost(ctx, "hello", "prod", "1.1", false)
 	must(err)
-	_, err = st.MarkBroken(ctx, "hello", "prod", "1.1", redisstate.Broken{Reason: "503", Host: "i-1"})
+	_, err = st.MarkBroken(ctx, "hello", "prod", "1.1", puller.Broken{Reason: "503", Host: "i-1"})
 	must(err)
 	if s := stage(); s != fleetview.StageHalted {
 		t.Fatalf("broken: %s", s)

@@ -29,6 +29,13 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/aptfleet/aptfleet/puller"
+)
+
+var (
+	_ puller.Membership    = (*Member)(nil)
+	_ puller.VersionTagger = (*Member)(nil)
 )
 
 // EventDeploy is the Serf user event that triggers a deploy check.

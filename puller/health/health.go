@@ -12,7 +12,11 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Checker = (*Checker)(nil)
 
 // Config configures a Checker.
 type Config struct {

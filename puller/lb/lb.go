@@ -15,7 +15,18 @@
 // (and, where it can tell, healthy).
 package lb
 
-import "context"
+import (
+	"context"
+
+	"github.com/aptfleet/aptfleet/puller"
+)
+
+var (
+	_ puller.Drainer = None{}
+	_ puller.Drainer = (*Command)(nil)
+	_ puller.Drainer = (*ELBv2)(nil)
+	_ puller.Drainer = (*HAProxy)(nil)
+)
 
 // None is the strategy for hosts behind no load balancer.
 type None struct{}

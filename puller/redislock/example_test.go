@@ -21,10 +21,10 @@ func ExampleSemaphore_Acquire() {
 	ctx := context.Background()
 	lease, err := sem.Acquire(ctx, func() redislock.Request {
 		return redislock.Request{
-			Key:    "hello:production",
-			Host:   "i-0abc",
-			Cap:    max(1, alive()/3), // fraction 1/3
-			CapKey: "hello:production:rollout:1.4.0-1",
+			Key:         "hello:production",
+			Host:        "i-0abc",
+			Cap:         max(1, alive()/3), // fraction 1/3
+			SmallestCap: true,
 		}
 	})
 	if err != nil {

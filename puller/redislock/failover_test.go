@@ -179,10 +179,11 @@ func runFailoverTrial(t *testing.T, kind string, capN int, seed uint64) *failove
 			host := fmt.Sprintf("i-%02d", h)
 			sem := redislock.New(client(t, proxies[h].Addr(), "", nil), o)
 			for ctx.Err() == nil {
-				l, err := sem.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: key, Host: host, Cap: capN} })
+				lease, err := sem.Acquire(ctx, func() redislock.Request { return redislock.Request{Key: key, Host: host, Cap: capN} })
 				if err != nil {
 					continue // ctx done
 				}
+				l := lease.(*redislock.Lease)
 				holdMu.Lock()
 				holding[host] = time.Now()
 				holdMu.Unlock()

@@ -4,15 +4,15 @@
 // The holders of a semaphore are a sorted set (host id -> lease expiry in Redis
 // server milliseconds) at <prefix><app>:<env>:slots, with each holder's token in
 // the hash <prefix><app>:<env>:tokens. One Lua script removes expired holders,
-// applies the cap and admits, reading the clock with Redis TIME only. With a
-// CapKey, the cap applied is the smallest view of it among the hosts taking
-// part (two sorted sets, <prefix><app>:<env>:viewcaps scored by cap and
-// <prefix><app>:<env>:viewexpiry scored by when the view lapses), and
-// admissions pause for one TTL when the slot set was lost
-// (<prefix><app>:<env>:guard missing) or when another Redis serves it than
-// the one that last wrote it (<prefix><app>:<env>:server, the run_id and
-// replication id, changed: a restart from an older snapshot, a failover to
-// a lagging replica). A host waiting in Acquire is queued in
+// applies the cap and admits, reading the clock with Redis TIME only. With
+// SmallestCap, the cap applied is the smallest view of it among the hosts
+// taking part (two sorted sets, <prefix><app>:<env>:viewcaps scored by cap and
+// <prefix><app>:<env>:viewexpiry scored by when the view lapses). Admissions
+// pause for one TTL when the slot set was lost (<prefix><app>:<env>:guard
+// missing) or when another Redis serves it than the one that last wrote it
+// (<prefix><app>:<env>:server, the run_id and replication id, changed: a
+// restart from an older snapshot, a failover to a lagging replica). A host
+// waiting in Acquire is queued in
 // <prefix><app>:<env>:waiters; a release wakes the first of them still
 // listening on its own channel, <prefix><app>:<env>:wake:<host>. A lease is
 // renewed in the background; its Context is cancelled as soon as the lease is
@@ -22,6 +22,9 @@
 //
 // AUTH, TLS, database and timeouts are the go-redis client's business: build the
 // client with redis.Options (Password, Username, TLSConfig) and pass it to New.
+//
+// This package writes only the keys above (docs/redis.md); the cap a lease was
+// granted under is the caller's to record (Lease.Cap).
 package redislock
 
 import (
@@ -37,6 +40,13 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/puller"
+)
+
+var (
+	_ puller.Locker = (*Semaphore)(nil)
+	_ puller.Lease  = (*Lease)(nil)
 )
 
 // Sentinels, returned as the cause of a lease's Context (context.Cause).
@@ -94,19 +104,8 @@ func DefaultOptions() Options {
 	return Options{Prefix: "aptfleet:", TTL: 30 * time.Second, RenewEvery: 10 * time.Second, PollEvery: time.Second}
 }
 
-// Request names the slot wanted.
-type Request struct {
-	Key  string // "{app}:{env}"
-	Host string // the host id: one slot per host
-	Cap  int    // how many hosts may hold a slot at once, >= 1
-	// CapKey turns on the smallest-cap rule and names the rollout hash (relative
-	// to the prefix like Key, e.g. "hello:staging:rollout:1.4.0-1"; a key that
-	// already starts with the prefix is used as is) whose "cap" field records
-	// the cap in force. Each host taking part (waiting or holding) keeps its
-	// view of the cap in <prefix><Key>:viewcaps and :viewexpiry; the smallest
-	// live view is enforced. "" applies Cap alone.
-	CapKey string
-}
+// Request names the slot wanted: the puller's lock request.
+type Request = puller.LockRequest
 
 // Semaphore is a counting semaphore per Request.Key.
 type Semaphore struct {
@@ -162,25 +161,6 @@ func (s *Semaphore) viewKeys(key string) []string {
 // waiter refreshes it at every attempt, a holder at every renewal.
 func (s *Semaphore) viewTTL() time.Duration { return max(s.opts.TTL, 3*s.opts.PollEvery) }
 
-func (s *Semaphore) capKey(k string) string {
-	if strings.HasPrefix(k, s.opts.Prefix) {
-		return k
-	}
-	return s.opts.Prefix + k
-}
-
-func (r Request) validate() error {
-	switch {
-	case r.Key == "":
-		return errors.New("redislock: request: empty key")
-	case r.Host == "":
-		return fmt.Errorf("redislock: request %s: empty host id", r.Key)
-	case r.Cap < 1:
-		return fmt.Errorf("redislock: request %s: cap %d is below 1", r.Key, r.Cap)
-	}
-	return nil
-}
-
 // serverCheck is the Lua function both acquireScript and armScript start
 // with: serverCheck(server key, guard key, now ms, ttl ms) returns the guard's
 // pause end (nil when the guard is missing). The server key holds the
@@ -210,8 +190,8 @@ local function serverCheck(server, guard, now, ttl)
 end
 `
 
-// acquireScript: KEYS slots, tokens, guard, waiters, server[, capkey,
-// viewcaps, viewexpiry]; ARGV host, token, ttl ms, cap, view ttl ms, wait. Returns {1,
+// acquireScript: KEYS slots, tokens, guard, waiters, server[, viewcaps,
+// viewexpiry]; ARGV host, token, ttl ms, cap, view ttl ms, wait. Returns {1,
 // cap} admitted, {0, cap, holders...} full ({0, cap} and the host queued as a
 // waiter when wait is "1"), {-1, cap, pause ms} paused.
 //
@@ -223,16 +203,15 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
 local cap = tonumber(ARGV[4])
 if KEYS[6] then
-  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now)
+  local lapsed = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now)
   if #lapsed > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', now)
-    for _, h in ipairs(lapsed) do redis.call('ZREM', KEYS[7], h) end
+    redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now)
+    for _, h in ipairs(lapsed) do redis.call('ZREM', KEYS[6], h) end
   end
-  redis.call('ZADD', KEYS[7], cap, ARGV[1])
-  redis.call('ZADD', KEYS[8], now + tonumber(ARGV[5]), ARGV[1])
-  local low = tonumber(redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')[2])
+  redis.call('ZADD', KEYS[6], cap, ARGV[1])
+  redis.call('ZADD', KEYS[7], now + tonumber(ARGV[5]), ARGV[1])
+  local low = tonumber(redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')[2])
   if low < cap then cap = low end
-  redis.call('HSET', KEYS[6], 'cap', cap)
 end
 ` + serverCheck + `
 local until_ms = serverCheck(KEYS[5], KEYS[3], now, ttl)
@@ -341,13 +320,13 @@ func (s *Semaphore) TryAcquire(ctx context.Context, req Request) (*Lease, error)
 // Acquire, listening on its wake channel) a busy answer queues the host as a
 // waiter and carries no holders.
 func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Request) (*Lease, error) {
-	if err := req.validate(); err != nil {
+	if err := req.Validate(); err != nil {
 		return nil, err
 	}
 	slots, tokens, guard, waiters, _ := s.keys(req.Key)
 	keys := []string{slots, tokens, guard, waiters, s.serverKey(req.Key)}
-	if req.CapKey != "" {
-		keys = append(append(keys, s.capKey(req.CapKey)), s.viewKeys(req.Key)...)
+	if req.SmallestCap {
+		keys = append(keys, s.viewKeys(req.Key)...)
 	}
 	wait := "0"
 	if reqFn != nil {
@@ -389,12 +368,12 @@ func (s *Semaphore) tryAcquire(ctx context.Context, req Request, reqFn func() Re
 // granted calls req again at every renewal to refresh this host's view of the
 // cap (only Cap is read then), so req must be safe to call from another
 // goroutine.
-func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (*Lease, error) {
+func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (puller.Lease, error) {
 	var wake <-chan *redis.Message
 	var failing bool
 	for attempt := 0; ; attempt++ {
 		r := req()
-		if err := r.validate(); err != nil {
+		if err := r.Validate(); err != nil {
 			return nil, err
 		}
 		if wake == nil {
@@ -554,7 +533,7 @@ func (l *Lease) renew() {
 		deadline := l.deadline
 		l.mu.Unlock()
 		keys, args := []string{slots, tokens}, []any{l.req.Host, l.token, l.s.opts.TTL.Milliseconds()}
-		if l.req.CapKey != "" {
+		if l.req.SmallestCap {
 			keys = append(keys, l.s.viewKeys(l.req.Key)...)
 			args = append(args, l.viewOfCap(), l.s.viewTTL().Milliseconds())
 		}
@@ -632,7 +611,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	l.cancel(ErrReleased)
 	slots, tokens, _, waiters, channel := l.s.keys(l.req.Key)
 	keys := []string{slots, tokens, waiters}
-	if l.req.CapKey != "" {
+	if l.req.SmallestCap {
 		keys = append(keys, l.s.viewKeys(l.req.Key)...)
 	}
 	n, err := releaseScript.Run(ctx, l.s.rdb, keys, l.req.Host, l.token, channel).Int()

@@ -117,7 +117,6 @@ func TestLockSafetyTrials(t *testing.T) {
 func runTrial(t *testing.T, r *testenv.Redis, tr trial, seed uint64) *trialStats {
 	var st trialStats
 	key := "trial:" + strings.ReplaceAll(tr.name, " ", "-")
-	capKey := key + ":rollout:1"
 	o := opts()
 	reports := &countingHandler{}
 	o.Logger = slog.New(reports)
@@ -125,7 +124,7 @@ func runTrial(t *testing.T, r *testenv.Redis, tr trial, seed uint64) *trialStats
 
 	// Wait out the pause a fresh slot set starts with.
 	first := redislock.New(client(t, r.Addr, "", nil), o)
-	l, err := try(t, first, redislock.Request{Key: key, Host: "first", Cap: tr.cap, CapKey: capKey})
+	l, err := try(t, first, redislock.Request{Key: key, Host: "first", Cap: tr.cap, SmallestCap: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +167,7 @@ func runTrial(t *testing.T, r *testenv.Redis, tr trial, seed uint64) *trialStats
 				r.Restart()
 				atomic.AddInt64(&st.restarts, 1)
 				// The slot set is gone: admissions must pause for one TTL.
-				_, err := first.TryAcquire(ctx, redislock.Request{Key: key, Host: "probe", Cap: tr.cap, CapKey: capKey})
+				_, err := first.TryAcquire(ctx, redislock.Request{Key: key, Host: "probe", Cap: tr.cap, SmallestCap: true})
 				var busy *redislock.BusyError
 				if errors.As(err, &busy) && busy.Paused > 0 {
 					atomic.AddInt64(&st.pausedAfterRestart, 1)
@@ -228,12 +227,13 @@ func runTrial(t *testing.T, r *testenv.Redis, tr trial, seed uint64) *trialStats
 			sem := redislock.New(rdb, o)
 			for ctx.Err() == nil && atomic.LoadInt64(&st.acquisitions) < int64(tr.acquisitions) {
 				capReq := tr.cap + rng.IntN(tr.spread+1)
-				l, err := sem.Acquire(ctx, func() redislock.Request {
-					return redislock.Request{Key: key, Host: host, Cap: capReq, CapKey: capKey}
+				lease, err := sem.Acquire(ctx, func() redislock.Request {
+					return redislock.Request{Key: key, Host: host, Cap: capReq, SmallestCap: true}
 				})
 				if err != nil {
 					continue // ctx done
 				}
+				l := lease.(*redislock.Lease)
 				if atomic.AddInt64(&st.acquisitions, 1) >= int64(tr.acquisitions) {
 					cancel()
 				}

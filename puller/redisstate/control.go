@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // Keys of the operator's control plane (see docs/redis.md):
@@ -185,7 +186,7 @@ return {mark, failed, finished}`)
 
 // Unbroken is what Unbreak cleared.
 type Unbroken struct {
-	Mark Broken
+	Mark puller.Broken
 	// Failed and Finished are the rollout's fields before the reset ("" when
 	// the rollout had none).
 	Failed, Finished string
@@ -200,7 +201,7 @@ var ErrNotBroken = errors.New("not marked broken")
 func (s *Store) Unbreak(ctx context.Context, app, env, version string, ev event.Deploy) (Unbroken, error) {
 	evRaw, _ := json.Marshal(ev)
 	res, err := unbreakScript.Run(ctx, s.rdb,
-		[]string{s.key(app, env, "broken"), s.RolloutKey(app, env, version), s.key(app, env, "history")},
+		[]string{s.key(app, env, "broken"), s.rolloutKey(app, env, version), s.key(app, env, "history")},
 		version, evRaw, HistoryLen).Slice()
 	if errors.Is(err, redis.Nil) {
 		return Unbroken{}, fmt.Errorf("%s/%s %s: %w", app, env, version, ErrNotBroken)
@@ -211,7 +212,7 @@ func (s *Store) Unbreak(ctx context.Context, app, env, version string, ev event.
 	var u Unbroken
 	raw, _ := res[0].(string)
 	if err := json.Unmarshal([]byte(raw), &u.Mark); err != nil {
-		u.Mark = Broken{Reason: raw}
+		u.Mark = puller.Broken{Reason: raw}
 	}
 	u.Failed, _ = res[1].(string)
 	u.Finished, _ = res[2].(string)

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 func TestPauseResume(t *testing.T) {
@@ -85,7 +86,7 @@ func TestUnbreakResetsRollout(t *testing.T) {
 	must(t, err)
 	_, err = s.FinishHost(ctx, "hello", "prod", "1.2", false)
 	must(t, err)
-	_, err = s.MarkBroken(ctx, "hello", "prod", "1.2", Broken{Reason: "health 503", Host: "i-2"})
+	_, err = s.MarkBroken(ctx, "hello", "prod", "1.2", puller.Broken{Reason: "health 503", Host: "i-2"})
 	must(t, err)
 	before, _ := s.Rollout(ctx, "hello", "prod", "1.2")
 	if before.Finished.IsZero() || before.Failed != 1 {
@@ -114,7 +115,7 @@ func TestUnbreakResetsRollout(t *testing.T) {
 func TestForget(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t, nil)
-	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "1.0", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "1.0", puller.StateOK))
 	if err := s.Forget(ctx, "hello", "prod", "i-2", event.Deploy{}); !errors.Is(err, ErrNoHost) {
 		t.Fatalf("forget an unknown host: %v", err)
 	}

@@ -61,7 +61,7 @@ func (s *Store) ReadRaw(ctx context.Context, app, env string) (Raw, error) {
 		r.Pause = &v // a pause key we cannot read still means someone paused it
 	}
 
-	prefix := s.RolloutKey(app, env, "")
+	prefix := s.rolloutKey(app, env, "")
 	var keys []string
 	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 200).Iterator()
 	for iter.Next(ctx) {

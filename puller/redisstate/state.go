@@ -5,7 +5,9 @@
 //
 //	{prefix}{app}:{env}:broken             hash version -> JSON {reason, host, at}
 //	{prefix}{app}:{env}:hosts              hash host -> JSON {version, state, at}
-//	{prefix}{app}:{env}:rollout:{version}  hash total, done, failed, started, finished (and cap)
+//	{prefix}{app}:{env}:rollout:{version}  hash total, done, failed, cap, started, finished
+//
+// This package is the only writer of these keys (docs/redis.md).
 package redisstate
 
 import (
@@ -21,42 +23,17 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller"
 )
-
-// Host states written by the agent.
-const (
-	StateOK          = "ok"           // running Version, healthy (or nothing to do)
-	StateWaiting     = "waiting"      // waiting for a deploy slot for Version
-	StateDeploying   = "deploying"    // draining, installing, restarting, checking Version
-	StateRollingBack = "rolling_back" // Version failed; going back to the previous one
-	StateFailed      = "failed"       // the rollback failed too: the host needs a human
-	StateBootstrap   = "bootstrapping"
-)
-
-// Broken is why a version was marked broken.
-type Broken struct {
-	Reason string    `json:"reason"`
-	Host   string    `json:"host"`
-	At     time.Time `json:"at"`
-}
 
 // Host is what one host reports about one app.
 type Host struct {
-	Version string    `json:"version"`
-	State   string    `json:"state"`
-	At      time.Time `json:"at"`
+	Version string           `json:"version"`
+	State   puller.HostState `json:"state"`
+	At      time.Time        `json:"at"`
 }
 
-// Rollout is the progress of one version in one app/env.
-type Rollout struct {
-	Version  string
-	Total    int       // hosts expected (the largest live count seen)
-	Done     int       // hosts healthy on the version
-	Failed   int       // hosts that failed it
-	Cap      int       // smallest slot cap recorded by the semaphore (0 if none)
-	Started  time.Time // zero if unknown
-	Finished time.Time // zero while running
-}
+var _ puller.State = (*Store)(nil)
 
 // Options configure a Store.
 type Options struct {
@@ -88,22 +65,22 @@ func (s *Store) key(app, env, what string) string {
 	return s.prefix + app + ":" + env + ":" + what
 }
 
-// RolloutKey is the full key of version's rollout hash, the semaphore's CapKey.
-func (s *Store) RolloutKey(app, env, version string) string {
+// rolloutKey is the full key of version's rollout hash.
+func (s *Store) rolloutKey(app, env, version string) string {
 	return s.key(app, env, "rollout:"+version)
 }
 
 // Broken returns every broken version of app/env.
-func (s *Store) Broken(ctx context.Context, app, env string) (map[string]Broken, error) {
+func (s *Store) Broken(ctx context.Context, app, env string) (map[string]puller.Broken, error) {
 	m, err := s.rdb.HGetAll(ctx, s.key(app, env, "broken")).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read broken versions of %s/%s: %w", app, env, err)
 	}
-	out := make(map[string]Broken, len(m))
+	out := make(map[string]puller.Broken, len(m))
 	for v, raw := range m {
-		var b Broken
+		var b puller.Broken
 		if err := json.Unmarshal([]byte(raw), &b); err != nil {
-			b = Broken{Reason: raw} // written by hand: keep the text
+			b = puller.Broken{Reason: raw} // written by hand: keep the text
 		}
 		out[v] = b
 	}
@@ -111,7 +88,7 @@ func (s *Store) Broken(ctx context.Context, app, env string) (map[string]Broken,
 }
 
 // IsBroken reports whether version is marked broken, with the mark.
-func (s *Store) IsBroken(ctx context.Context, app, env, version string) (*Broken, error) {
+func (s *Store) IsBroken(ctx context.Context, app, env, version string) (*puller.Broken, error) {
 	raw, err := s.rdb.HGet(ctx, s.key(app, env, "broken"), version).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
@@ -119,9 +96,9 @@ func (s *Store) IsBroken(ctx context.Context, app, env, version string) (*Broken
 	if err != nil {
 		return nil, fmt.Errorf("read broken mark of %s/%s %s: %w", app, env, version, err)
 	}
-	var b Broken
+	var b puller.Broken
 	if err := json.Unmarshal([]byte(raw), &b); err != nil {
-		b = Broken{Reason: raw}
+		b = puller.Broken{Reason: raw}
 	}
 	return &b, nil
 }
@@ -134,12 +111,12 @@ return first`)
 
 // MarkBroken marks version broken for app/env (the first mark wins) and ends
 // its rollout. It reports whether this call set the mark.
-func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b Broken) (bool, error) {
+func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b puller.Broken) (bool, error) {
 	if b.At.IsZero() {
 		b.At = s.now()
 	}
 	raw, _ := json.Marshal(b)
-	n, err := markBroken.Run(ctx, s.rdb, []string{s.key(app, env, "broken"), s.RolloutKey(app, env, version)},
+	n, err := markBroken.Run(ctx, s.rdb, []string{s.key(app, env, "broken"), s.rolloutKey(app, env, version)},
 		version, raw, b.At.UTC().Format(time.RFC3339Nano)).Int()
 	if err != nil {
 		return false, fmt.Errorf("mark %s/%s %s broken: %w", app, env, version, err)
@@ -148,7 +125,7 @@ func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b Brok
 }
 
 // SetHost records host's version and state for app/env, stamped now.
-func (s *Store) SetHost(ctx context.Context, app, env, host, version, state string) error {
+func (s *Store) SetHost(ctx context.Context, app, env, host, version string, state puller.HostState) error {
 	raw, _ := json.Marshal(Host{Version: version, State: state, At: s.now().UTC()})
 	if err := s.rdb.HSet(ctx, s.key(app, env, "hosts"), host, raw).Err(); err != nil {
 		return fmt.Errorf("record host %s of %s/%s: %w", host, app, env, err)
@@ -192,7 +169,7 @@ func (s *Store) StartRollout(ctx context.Context, app, env, version string, aliv
 	ev := event.New(event.RolloutStarted, app, env, version, "", now)
 	ev.Total = alive
 	raw, _ := json.Marshal(ev)
-	err := startRollout.Run(ctx, s.rdb, []string{s.RolloutKey(app, env, version), s.key(app, env, "history")},
+	err := startRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version), s.key(app, env, "history")},
 		alive, now.Format(time.RFC3339Nano), raw, HistoryLen).Err()
 	if err != nil {
 		return fmt.Errorf("start rollout of %s/%s %s: %w", app, env, version, err)
@@ -214,34 +191,43 @@ if f > 0 or (t > 0 and d + f >= t) then
 end
 return 1`)
 
+// RecordCap records the cap a deploy slot for version was granted under (the
+// lease's Cap), shown by status.
+func (s *Store) RecordCap(ctx context.Context, app, env, version string, cap int) error {
+	if err := s.rdb.HSet(ctx, s.rolloutKey(app, env, version), "cap", cap).Err(); err != nil {
+		return fmt.Errorf("record cap of %s/%s %s: %w", app, env, version, err)
+	}
+	return nil
+}
+
 // FinishHost counts one host's result for version (done when ok, else failed)
 // and returns the rollout afterwards. A failure finishes the rollout.
-func (s *Store) FinishHost(ctx context.Context, app, env, version string, ok bool) (Rollout, error) {
+func (s *Store) FinishHost(ctx context.Context, app, env, version string, ok bool) (puller.Rollout, error) {
 	field := "failed"
 	if ok {
 		field = "done"
 	}
-	key := s.RolloutKey(app, env, version)
+	key := s.rolloutKey(app, env, version)
 	now := s.now().UTC()
 	raw, _ := json.Marshal(event.New(event.RolloutDone, app, env, version, "", now))
 	if err := finishHost.Run(ctx, s.rdb, []string{key, s.key(app, env, "history")}, field, now.Format(time.RFC3339Nano), raw, HistoryLen).Err(); err != nil {
-		return Rollout{}, fmt.Errorf("count %s/%s %s: %w", app, env, version, err)
+		return puller.Rollout{}, fmt.Errorf("count %s/%s %s: %w", app, env, version, err)
 	}
 	return s.Rollout(ctx, app, env, version)
 }
 
 // Rollout reads version's rollout; a rollout never started is the zero Rollout
 // with Version set.
-func (s *Store) Rollout(ctx context.Context, app, env, version string) (Rollout, error) {
-	m, err := s.rdb.HGetAll(ctx, s.RolloutKey(app, env, version)).Result()
+func (s *Store) Rollout(ctx context.Context, app, env, version string) (puller.Rollout, error) {
+	m, err := s.rdb.HGetAll(ctx, s.rolloutKey(app, env, version)).Result()
 	if err != nil {
-		return Rollout{}, fmt.Errorf("read rollout of %s/%s %s: %w", app, env, version, err)
+		return puller.Rollout{}, fmt.Errorf("read rollout of %s/%s %s: %w", app, env, version, err)
 	}
 	return parseRollout(version, m), nil
 }
 
-func parseRollout(version string, m map[string]string) Rollout {
-	r := Rollout{Version: version}
+func parseRollout(version string, m map[string]string) puller.Rollout {
+	r := puller.Rollout{Version: version}
 	r.Total, _ = strconv.Atoi(m["total"])
 	r.Done, _ = strconv.Atoi(m["done"])
 	r.Failed, _ = strconv.Atoi(m["failed"])
@@ -252,9 +238,9 @@ func parseRollout(version string, m map[string]string) Rollout {
 }
 
 // Rollouts returns every rollout of app/env, the most recently started first.
-func (s *Store) Rollouts(ctx context.Context, app, env string) ([]Rollout, error) {
-	prefix := s.RolloutKey(app, env, "")
-	var out []Rollout
+func (s *Store) Rollouts(ctx context.Context, app, env string) ([]puller.Rollout, error) {
+	prefix := s.rolloutKey(app, env, "")
+	var out []puller.Rollout
 	iter := s.rdb.Scan(ctx, 0, escapeGlob(prefix)+"*", 200).Iterator()
 	for iter.Next(ctx) {
 		version := strings.TrimPrefix(iter.Val(), prefix)

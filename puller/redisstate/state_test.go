@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 func newStore(t *testing.T, now func() time.Time) (*Store, *redis.Client) {
@@ -47,7 +48,7 @@ func TestBrokenFirstMarkWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			first, err := s.MarkBroken(ctx, "hello", "staging", "1.1", Broken{Reason: "health", Host: h})
+			first, err := s.MarkBroken(ctx, "hello", "staging", "1.1", puller.Broken{Reason: "health", Host: h})
 			if err != nil {
 				t.Error(err)
 			}
@@ -114,12 +115,12 @@ func TestRolloutCounts(t *testing.T) {
 func TestWaitRollout(t *testing.T) {
 	s, advance := pinnedStore(t, time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
 	ctx := context.Background()
-	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "1.0", StateOK))
-	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
-	must(t, s.SetHost(ctx, "hello", "prod", "i-gone", "0.9", StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "1.0", puller.StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", puller.StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-gone", "0.9", puller.StateOK))
 	advance(time.Hour) // i-gone is now stale; i-1 and i-2 are refreshed below
-	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
-	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", puller.StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", puller.StateDeploying))
 
 	t.Run("times out while a host is deploying", func(t *testing.T) {
 		c, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
@@ -132,7 +133,7 @@ func TestWaitRollout(t *testing.T) {
 	t.Run("done when every live host is ok on the version", func(t *testing.T) {
 		go func() {
 			time.Sleep(50 * time.Millisecond)
-			must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateOK))
+			must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", puller.StateOK))
 		}()
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -141,8 +142,8 @@ func TestWaitRollout(t *testing.T) {
 		}
 	})
 	t.Run("halted", func(t *testing.T) {
-		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateRollingBack))
-		_, err := s.MarkBroken(ctx, "hello", "prod", "3.0", Broken{Reason: "health check: 503", Host: "i-2"})
+		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", puller.StateRollingBack))
+		_, err := s.MarkBroken(ctx, "hello", "prod", "3.0", puller.Broken{Reason: "health check: 503", Host: "i-2"})
 		must(t, err)
 		_, err = s.WaitRollout(ctx, "hello", "prod", "3.0", WaitOptions{Poll: 20 * time.Millisecond})
 		var he *HaltedError
@@ -151,7 +152,7 @@ func TestWaitRollout(t *testing.T) {
 		}
 	})
 	t.Run("status warns about two versions after the rollout ended", func(t *testing.T) {
-		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", StateOK))
+		must(t, s.SetHost(ctx, "hello", "prod", "i-2", "1.0", puller.StateOK))
 		st, err := s.Status(ctx, "hello", "prod", 0)
 		must(t, err)
 		if st.Latest == nil || st.Latest.Version != "3.0" || !strings.Contains(st.Warning, "2 versions") {
@@ -169,10 +170,10 @@ func TestStatusLiveDone(t *testing.T) {
 	s, advance := pinnedStore(t, time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC))
 	ctx := context.Background()
 	must(t, s.StartRollout(ctx, "hello", "prod", "2.0", 3))
-	must(t, s.SetHost(ctx, "hello", "prod", "i-dead", "1.0", StateDeploying))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-dead", "1.0", puller.StateDeploying))
 	advance(time.Hour)
-	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", StateOK))
-	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", StateDeploying))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-1", "2.0", puller.StateOK))
+	must(t, s.SetHost(ctx, "hello", "prod", "i-2", "2.0", puller.StateDeploying))
 	st, err := s.Status(ctx, "hello", "prod", 10*time.Minute)
 	must(t, err)
 	if st.LiveDone {
@@ -181,7 +182,7 @@ func TestStatusLiveDone(t *testing.T) {
 	for _, h := range []string{"i-1", "i-2"} {
 		_, err := s.FinishHost(ctx, "hello", "prod", "2.0", true)
 		must(t, err)
-		must(t, s.SetHost(ctx, "hello", "prod", h, "2.0", StateOK))
+		must(t, s.SetHost(ctx, "hello", "prod", h, "2.0", puller.StateOK))
 	}
 	st, err = s.Status(ctx, "hello", "prod", 10*time.Minute)
 	must(t, err)

@@ -6,12 +6,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // HaltedError says a rollout stopped because its version was marked broken.
 type HaltedError struct {
 	App, Env, Version string
-	Broken            Broken
+	Broken            puller.Broken
 }
 
 func (e *HaltedError) Error() string {
@@ -35,7 +37,7 @@ type WaitOptions struct {
 // It returns a *HaltedError as soon as version is marked broken, and ctx's
 // error when ctx ends first. This is what `pkgbuild promote --wait-rollout`
 // waits on before promoting.
-func (s *Store) WaitRollout(ctx context.Context, app, env, version string, opts WaitOptions) (Rollout, error) {
+func (s *Store) WaitRollout(ctx context.Context, app, env, version string, opts WaitOptions) (puller.Rollout, error) {
 	if opts.Poll <= 0 {
 		opts.Poll = 2 * time.Second
 	}
@@ -44,13 +46,13 @@ func (s *Store) WaitRollout(ctx context.Context, app, env, version string, opts 
 	for {
 		st, err := s.Status(ctx, app, env, opts.LiveWithin)
 		if err != nil {
-			return Rollout{}, err
+			return puller.Rollout{}, err
 		}
 		if opts.Progress != nil {
 			opts.Progress(st)
 		}
 		if b, ok := st.Broken[version]; ok {
-			return Rollout{}, &HaltedError{App: app, Env: env, Version: version, Broken: b}
+			return puller.Rollout{}, &HaltedError{App: app, Env: env, Version: version, Broken: b}
 		}
 		live, on := 0, 0
 		for _, h := range st.Hosts {
@@ -58,7 +60,7 @@ func (s *Store) WaitRollout(ctx context.Context, app, env, version string, opts 
 				continue
 			}
 			live++
-			if h.Version == version && h.State == StateOK {
+			if h.Version == version && h.State == puller.StateOK {
 				on++
 			}
 		}
@@ -67,7 +69,7 @@ func (s *Store) WaitRollout(ctx context.Context, app, env, version string, opts 
 		}
 		select {
 		case <-ctx.Done():
-			return Rollout{}, fmt.Errorf("wait for rollout of %s/%s %s (%d of %d live hosts done): %w",
+			return puller.Rollout{}, fmt.Errorf("wait for rollout of %s/%s %s (%d of %d live hosts done): %w",
 				app, env, version, on, live, ctx.Err())
 		case <-t.C:
 		}
@@ -84,9 +86,9 @@ type HostRow struct {
 // EnvStatus is the state of one app/env, as `puller status --fleet` shows it.
 type EnvStatus struct {
 	AppEnv
-	Hosts  []HostRow         // sorted by name
-	Broken map[string]Broken // version -> mark
-	Latest *Rollout          // the most recently started rollout, nil if none
+	Hosts  []HostRow                // sorted by name
+	Broken map[string]puller.Broken // version -> mark
+	Latest *puller.Rollout          // the most recently started rollout, nil if none
 	// LiveDone: every live host runs Latest's version in state ok, though
 	// the rollout has not finished (hosts counted in its total are gone).
 	LiveDone bool
@@ -127,7 +129,7 @@ func (s *Store) Status(ctx context.Context, app, env string, liveWithin time.Dur
 	if r := st.Latest; r != nil && r.Finished.IsZero() && len(versions) == 1 && versions[r.Version] > 0 {
 		st.LiveDone = true
 		for _, h := range st.Hosts {
-			st.LiveDone = st.LiveDone && (!h.Live || h.State == StateOK)
+			st.LiveDone = st.LiveDone && (!h.Live || h.State == puller.StateOK)
 		}
 	}
 	if len(versions) > 1 && (st.Latest == nil || !st.Latest.Finished.IsZero()) {

@@ -15,7 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Publisher = (*Publisher)(nil)
 
 // API is the part of the SNS client the Publisher uses (*sns.Client
 // implements it).

@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/tail"
+	"github.com/aptfleet/aptfleet/puller"
 )
+
+var _ puller.Restarter = (*Restarter)(nil)
 
 // Runner runs one program and returns its combined output; a non-zero exit
 // is an error returned with the output.

@@ -1,0 +1,7 @@
+package puller
+
+// Exported for the tests of package puller_test.
+var (
+	DefaultApp   = defaultApp
+	JitterOffset = jitterOffset
+)

@@ -1,0 +1,165 @@
+package puller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aptfleet/aptfleet/internal/event"
+)
+
+// This file is the agent's vocabulary: the records it keeps about a fleet and
+// the interfaces of everything it talks to. Child packages implement them
+// (puller/redislock the Locker, puller/redisstate the State, puller/apt the
+// Installer, puller/systemd the Restarter, puller/lb the Drainer,
+// puller/health the Checker, puller/sns the Publisher, puller/gossip the
+// Membership and VersionTagger) and assert it at compile time; this package
+// imports none of them.
+
+// HostState is what a host's record says it is doing with an app.
+type HostState string
+
+// Host states written by the agent.
+const (
+	StateOK          HostState = "ok"           // running Version, healthy (or nothing to do)
+	StateWaiting     HostState = "waiting"      // waiting for a deploy slot for Version
+	StateDeploying   HostState = "deploying"    // draining, installing, restarting, checking Version
+	StateRollingBack HostState = "rolling_back" // Version failed; going back to the previous one
+	StateFailed      HostState = "failed"       // the rollback failed too: the host needs a human
+	StateBootstrap   HostState = "bootstrapping"
+)
+
+// Broken is the mark that stops every host from starting a version: why, who
+// saw it fail, and when.
+type Broken struct {
+	Reason string    `json:"reason"`
+	Host   string    `json:"host"`
+	At     time.Time `json:"at"`
+}
+
+// Rollout is the progress of one version in one app/env.
+type Rollout struct {
+	Version  string
+	Total    int       // hosts expected (the largest live count seen)
+	Done     int       // hosts healthy on the version
+	Failed   int       // hosts that failed it
+	Cap      int       // the slot cap applied at the latest admission (0 if none)
+	Started  time.Time // zero if unknown
+	Finished time.Time // zero while running
+}
+
+// LockRequest names the deploy slot a host asks for.
+type LockRequest struct {
+	Key  string // "{app}:{env}"
+	Host string // the host id: one slot per host
+	Cap  int    // how many hosts may hold a slot at once, >= 1
+	// SmallestCap turns on the smallest-cap rule: every host taking part
+	// (waiting or holding) keeps its view of the cap, and the smallest live
+	// view is enforced, so hosts that see different membership counts never
+	// admit more than the most cautious of them allows. False applies Cap
+	// alone.
+	SmallestCap bool
+}
+
+// Validate reports a request that no semaphore can serve.
+func (r LockRequest) Validate() error {
+	switch {
+	case r.Key == "":
+		return errors.New("puller: lock request: empty key")
+	case r.Host == "":
+		return fmt.Errorf("puller: lock request %s: empty host id", r.Key)
+	case r.Cap < 1:
+		return fmt.Errorf("puller: lock request %s: cap %d is below 1", r.Key, r.Cap)
+	}
+	return nil
+}
+
+// Lease is one held deploy slot, renewed in the background until Release or
+// loss.
+type Lease interface {
+	// Context is cancelled when the lease is lost, runs out or is released.
+	Context() context.Context
+	// Alive reports whether the lease is known to be valid now; checked
+	// right before every destructive step.
+	Alive() bool
+	// Cap is the cap that was applied when the lease was granted.
+	Cap() int
+	// Release frees the slot if the lease still holds it.
+	Release(ctx context.Context) error
+}
+
+// Locker hands out the rolling deploy slots.
+type Locker interface {
+	// Acquire waits for a slot, calling req before every attempt (so the
+	// cap follows the live membership).
+	Acquire(ctx context.Context, req func() LockRequest) (Lease, error)
+	// Arm sets the semaphore's guard when it is missing, so the pause that
+	// follows a lost slot set runs while the fleet is idle.
+	Arm(ctx context.Context, key string) (time.Duration, error)
+}
+
+// State is where the fleet's deploy state lives: broken marks, host records
+// and rollouts.
+type State interface {
+	Broken(ctx context.Context, app, env string) (map[string]Broken, error)
+	IsBroken(ctx context.Context, app, env, version string) (*Broken, error)
+	// MarkBroken sets the mark unless one exists (the first wins) and ends
+	// the version's rollout; it reports whether this call set it.
+	MarkBroken(ctx context.Context, app, env, version string, b Broken) (bool, error)
+	SetHost(ctx context.Context, app, env, host, version string, state HostState) error
+	StartRollout(ctx context.Context, app, env, version string, alive int) error
+	// RecordCap records the cap a lease for version was granted under.
+	RecordCap(ctx context.Context, app, env, version string, cap int) error
+	FinishHost(ctx context.Context, app, env, version string, ok bool) (Rollout, error)
+}
+
+// Installer runs apt-get/dpkg on the host.
+type Installer interface {
+	// Installed returns pkg's installed version, "" when it is not installed.
+	Installed(ctx context.Context, pkg string) (version string, err error)
+	// Install installs exactly pkg=version (downgrades allowed, conffiles kept).
+	Install(ctx context.Context, pkg, version string) error
+}
+
+// Restarter restarts an app's systemd units.
+type Restarter interface {
+	Restart(ctx context.Context, app string) error
+}
+
+// Drainer takes this host out of, and back into, the load balancer.
+type Drainer interface {
+	// Drain returns when the host is drained or the drain time passed.
+	Drain(ctx context.Context) error
+	// Restore puts the host back in service.
+	Restore(ctx context.Context) error
+}
+
+// Checker is the app's health check: nil when healthy.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Publisher sends deploy events (to SNS); the agent always logs them too.
+type Publisher interface {
+	Publish(ctx context.Context, e event.Deploy) error
+}
+
+// Index reads one distribution of an app's apt repository.
+type Index interface {
+	// Check makes one conditional request for dist's InRelease: changed is
+	// false, and nothing else is fetched, when its ETag is still etag.
+	Check(ctx context.Context, dist, etag string) (changed bool, newETag string, err error)
+	// Versions lists pkg's versions in dist's signature-verified index.
+	Versions(ctx context.Context, dist, pkg string) ([]string, error)
+}
+
+// Membership counts the live hosts of an app/env (the Serf members tagged with them).
+type Membership interface {
+	Alive(app, env string) int
+}
+
+// VersionTagger is told the version a host now runs (Serf tags); optional.
+type VersionTagger interface {
+	SetVersion(app, version string) error
+}
