@@ -76,6 +76,9 @@ func TestAllowedImports(t *testing.T) {
 			func(p string) bool {
 				return under(p, "repo") || under(p, "puller") || under(p, "notifier") || under(p, "userdata")
 			}},
+		{"the root package puller declares the vocabulary its children implement: it imports none of them",
+			func(p string) bool { return p == "puller" },
+			func(p string) bool { return strings.HasPrefix(p, "puller/") }},
 		{"shared leaf packages import no part",
 			func(p string) bool {
 				return p == "internal/event" || p == "internal/debian" || p == "internal/docref" ||
