@@ -101,6 +101,7 @@ func TestFirstBoot(t *testing.T) {
 	cfg.CABundle = string(ca)
 	cfg.SSMEndpoint = ssm.URL
 	cfg.RedisAddr = rds.Addr
+	cfg.RedisTLS = false // the test's redis-server listens without TLS
 	cfg.RedisAuthParameter = "/aptfleet/hello/redis-auth"
 	cfg.SerfKeyParameter = "/aptfleet/hello/serf-key"
 	cfg.SerfBind = fmt.Sprintf("127.0.0.1:%d", serfPort)
