@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"time"
+
+	"github.com/aptfleet/aptfleet/internal/wait"
 )
 
 // The retention protocol (docs/architecture.md, "Retention protocol"):
@@ -112,7 +114,7 @@ func (r *Repo) editLedger(ctx context.Context, fn func(l *ledger, now time.Time)
 		now := r.now()
 		write, err := fn(l, now)
 		if errors.Is(err, errWait) {
-			if err := sleep(ctx, min(cfg.Window/10, time.Second)); err != nil {
+			if err := wait.Sleep(ctx, min(cfg.Window/10, time.Second)); err != nil {
 				return err
 			}
 			attempt = 0
@@ -130,7 +132,7 @@ func (r *Repo) editLedger(ctx context.Context, fn func(l *ledger, now time.Time)
 			return fmt.Errorf("%w: %s changed under %d attempts in a row", ErrContention, ledgerKey, attempt)
 		}
 		limit := min(cfg.Backoff<<min(attempt-1, 20), cfg.MaxBackoff)
-		if err := sleep(ctx, time.Duration(rand.Int64N(int64(limit))+1)); err != nil {
+		if err := wait.Sleep(ctx, time.Duration(rand.Int64N(int64(limit))+1)); err != nil {
 			return err
 		}
 	}
@@ -138,17 +140,6 @@ func (r *Repo) editLedger(ctx context.Context, fn func(l *ledger, now time.Time)
 
 // errWait: an object is claimed by a pruner; wait for it.
 var errWait = errors.New("repo: wait for a pruner")
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
 
 // hold records keys as about to be referenced, after waiting for any live
 // claim on them to end. It returns the keys a pruner may have deleted
