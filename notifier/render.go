@@ -360,6 +360,24 @@ func (r renderer) deploy(d *event.Deploy) card {
 		if d.Removed != "" {
 			summary += " (removed " + d.Removed + ")"
 		}
+	case event.CanaryStarted:
+		c.title, c.color = ":hatching_chick: Canary of "+app+" "+version+" ("+env+") started on "+host, colorInfo
+		summary = fmt.Sprintf("Canary of %s %s (%s) started on %s: the other hosts wait for it", app, version, env, host)
+	case event.CanaryPassed:
+		c.title, c.color = ":hatched_chick: Canary of "+app+" "+version+" ("+env+") passed", colorGood
+		summary = fmt.Sprintf("Canary of %s %s (%s) passed: the rest of the fleet rolls on", app, version, env)
+	case event.CanaryAwaiting:
+		c.title, c.color = ":hourglass: Canary of "+app+" "+version+" ("+env+") passed, awaiting promotion", colorWarning
+		summary = fmt.Sprintf("Canary of %s %s (%s) passed and awaits promotion: `pkgbuild fleet promote-canary %s/%s %s`", app, version, env, app, env, version)
+	case event.CanaryFailed:
+		c.title, c.color = ":x: Canary of "+app+" "+version+" ("+env+") failed on "+host, colorDanger
+		summary = fmt.Sprintf("Canary of %s %s (%s) failed on %s: the canaries roll back, no other host installs it", app, version, env, host)
+	case event.CanaryPromoted:
+		c.title, c.color = ":arrow_forward: Canary of "+app+" "+version+" ("+env+") promoted by "+actor, colorInfo
+		summary = fmt.Sprintf("Canary of %s %s (%s) promoted by %s: the rest of the fleet rolls on", app, version, env, actor)
+	case event.CanaryAborted:
+		c.title, c.color = ":octagonal_sign: Canary of "+app+" "+version+" ("+env+") aborted by "+actor, colorDanger
+		summary = fmt.Sprintf("Canary of %s %s (%s) aborted by %s: the version is marked broken, the canaries roll back", app, version, env, actor)
 	default:
 		kind := string(d.Kind)
 		if kind == "" {
@@ -403,6 +421,9 @@ func (r renderer) deploy(d *event.Deploy) card {
 	}
 	if d.Reason != "" {
 		c.body = append(c.body, section("*Reason*\n"+quote(d.Reason)))
+	}
+	if d.Output != "" {
+		c.body = append(c.body, section("*Output*\n"+quote(d.Output)))
 	}
 	return c
 }

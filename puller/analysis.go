@@ -1,7 +1,6 @@
 package puller
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -20,12 +19,6 @@ type ServerCounters struct {
 	// LatencyMs is the mean response time of its last 1024 requests in
 	// milliseconds (rtime; ttime, the total session time, when rtime is 0).
 	LatencyMs float64
-}
-
-// LoadStats reads the per-server counters of the backend the app's hosts
-// serve in (lb.HAProxy), keyed by server name, which is the host id.
-type LoadStats interface {
-	Counters(ctx context.Context) (map[string]ServerCounters, error)
 }
 
 // Observation accumulates a backend's counters over a bake: the request and

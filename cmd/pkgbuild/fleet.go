@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/fleetview"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 	"github.com/aptfleet/aptfleet/puller/sns"
@@ -42,8 +43,7 @@ with --sns-topic-arn, is sent as an event the notifier renders in Slack.`,
 		newFleetUnbreakCmd(),
 		newFleetForgetCmd(),
 		newFleetServeCmd(),
-
-		// promote-canary joins here: it acts on one app/env like pause.
+		newFleetPromoteCanaryCmd(),
 	)
 	return cmd
 }
@@ -521,6 +521,76 @@ func newFleetForgetCmd() *cobra.Command {
 	}
 	f.register(cmd, true)
 	cmd.Flags().StringVar(&f.reason, "reason", "", "why")
+	return cmd
+}
+
+func newFleetPromoteCanaryCmd() *cobra.Command {
+	var (
+		f     fleetFlags
+		abort bool
+	)
+	cmd := &cobra.Command{
+		Use:   "promote-canary APP/ENV VERSION [--abort]",
+		Short: "End a version's canary stage: the rest of the fleet rolls on, or with --abort the version is marked broken",
+		Long: `promote-canary ends VERSION's canary stage in APP/ENV, awaiting promotion
+(promote: manual) or still baking: every other host may then take the
+version. With --abort (and a --reason) the stage fails instead: the version
+is marked broken with the reason, its rollout halts, and the canaries roll
+back to the version they ran before.`,
+		Example: `  pkgbuild fleet promote-canary hello/production 1.4.0-1 --reason "dashboards look fine"
+  pkgbuild fleet promote-canary hello/production 1.4.0-1 --abort --reason "checkout latency up"`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if abort && strings.TrimSpace(f.reason) == "" {
+				return errors.New("promote-canary --abort needs --reason TEXT: it becomes the broken mark's reason")
+			}
+			st, closeFn, err := f.connect(ctx)
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			app, env, err := appEnv(ctx, st, args[0])
+			if err != nil {
+				return err
+			}
+			version := args[1]
+			if err := f.prepare(ctx); err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			var before puller.CanaryStage
+			var ev event.Deploy
+			if abort {
+				ev = f.event(event.CanaryAborted, app, env, version, "")
+				mark := puller.Broken{Reason: "canary aborted by " + f.actor + ": " + f.reason, At: ev.Time}
+				before, err = st.Abort(ctx, app, env, version, mark, ev)
+			} else {
+				ev = f.event(event.CanaryPromoted, app, env, version, "")
+				before, err = st.Promote(ctx, app, env, version, ev)
+			}
+			if errors.Is(err, redisstate.ErrNoCanary) {
+				switch before {
+				case puller.CanaryNone:
+					return fmt.Errorf("%s/%s %s has no canary stage", app, env, fleetview.Clean(version))
+				default:
+					return fmt.Errorf("%s/%s %s: the canary stage is already over (%s)", app, env, fleetview.Clean(version), before)
+				}
+			}
+			if err != nil {
+				return oneLine(err)
+			}
+			if abort {
+				fmt.Fprintf(w, "aborted the canary of %s/%s %s (was %s): marked broken, the canaries roll back\n", app, env, version, before)
+				return f.emit(ctx, "aborted the canary of "+app+"/"+env+" "+version, ev)
+			}
+			fmt.Fprintf(w, "promoted the canary of %s/%s %s (was %s): the rest of the fleet rolls on\n", app, env, version, before)
+			return f.emit(ctx, "promoted the canary of "+app+"/"+env+" "+version, ev)
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&abort, "abort", false, "fail the stage: mark the version broken and roll the canaries back")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why (required with --abort)")
 	return cmd
 }
 

@@ -342,3 +342,46 @@ func TestFleetServe(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFleetPromoteCanary(t *testing.T) {
+	r := newFleetRig(t)
+	ctx := context.Background()
+	r.refused(t, "hello/production 1.4.0-1 has no canary stage", "fleet", "promote-canary", "hello/production", "1.4.0-1")
+	if _, err := r.st.Join(ctx, "hello", "production", "1.4.0-1", "i-2", "", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.st.Pass(ctx, "hello", "production", "1.4.0-1", "i-2", "analysis passed: canary 0/600 5xx", true); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runCLI(t, "fleet", "status", "hello/production")
+	if !strings.Contains(out, "hello/production  awaiting promotion") {
+		t.Fatalf("status while awaiting promotion:\n%s", out)
+	}
+	r.refused(t, "--abort needs --reason", "fleet", "promote-canary", "hello/production", "1.4.0-1", "--abort")
+	out, err := runCLI(t, "fleet", "promote-canary", "hello/production", "1.4.0-1", "--actor", "alice@bastion", "--reason", "dashboards fine")
+	if err != nil || !strings.Contains(out, "promoted the canary of hello/production 1.4.0-1 (was awaiting_promotion)") {
+		t.Fatalf("promote-canary: %q %v", out, err)
+	}
+	if stage, _, _ := r.st.Peek(ctx, "hello", "production", "1.4.0-1"); stage != puller.CanaryPromoted {
+		t.Fatalf("stage after promote-canary: %q", stage)
+	}
+	r.refused(t, "the canary stage is already over (promoted)", "fleet", "promote-canary", "hello/production", "1.4.0-1", "--abort", "--reason", "x")
+
+	// --abort on a running stage: broken, with the actor and reason.
+	if _, err := r.st.Join(ctx, "hello", "production", "1.6.0-1", "i-3", "", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, "fleet", "promote-canary", "hello/production", "1.6.0-1", "--abort", "--actor", "bob", "--reason", "latency up")
+	if err != nil || !strings.Contains(out, "aborted the canary of hello/production 1.6.0-1 (was canary)") {
+		t.Fatalf("promote-canary --abort: %q %v", out, err)
+	}
+	b, err := r.st.IsBroken(ctx, "hello", "production", "1.6.0-1")
+	if err != nil || b == nil || b.Reason != "canary aborted by bob: latency up" {
+		t.Fatalf("mark after --abort: %+v %v", b, err)
+	}
+	h, err := r.st.History(ctx, "hello", "production", 2)
+	if err != nil || len(h) != 2 || h[0].Kind != event.CanaryPromoted || h[0].Actor != "alice@bastion" ||
+		h[1].Kind != event.CanaryAborted || h[1].Reason != "latency up" {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+}

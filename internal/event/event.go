@@ -20,6 +20,11 @@ const (
 	RolloutStarted Kind = "rollout_started" // the first host of an app/env began a version
 	RolloutDone    Kind = "rollout_done"    // every host counted in a rollout is healthy on it
 	StaleIndex     Kind = "stale_index"     // a host refused an InRelease older than one it accepted: a replayed index
+
+	CanaryStarted  Kind = "canary_started"  // the first canary of a version began its deploy: the rest wait
+	CanaryPassed   Kind = "canary_passed"   // the canaries baked and the analysis passed (Reason: the figures)
+	CanaryAwaiting Kind = "canary_awaiting" // passed, awaiting an operator's promote-canary (promote: manual)
+	CanaryFailed   Kind = "canary_failed"   // the analysis, an alarm or the validate hook failed a canary (Reason: why, with the figures)
 )
 
 // Kinds emitted by an operator or CI through pkgbuild; they carry an Actor.
@@ -31,6 +36,9 @@ const (
 	Promoted  Kind = "promoted"  // a version was copied into the env's dist
 	Yanked    Kind = "yanked"    // a version was taken out of the env's dist
 	Rollback  Kind = "rollback"  // the newest versions were taken out: the fleet steps down to Version
+
+	CanaryPromoted Kind = "canary_promoted" // an operator ended a canary stage: the rest roll on
+	CanaryAborted  Kind = "canary_aborted"  // an operator failed a canary stage: the version is marked broken, the canaries roll back
 )
 
 // Deploy is one deploy event, published to SNS as JSON and written to the log.
@@ -56,6 +64,8 @@ type Deploy struct {
 	Total  int `json:"total,omitempty"`
 	Done   int `json:"done,omitempty"`
 	Failed int `json:"failed,omitempty"`
+	// Output is the tail of what a validate hook printed, for failed events.
+	Output string `json:"output,omitempty"`
 	// Duration of the host's deploy, for succeeded/failed events.
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
 }
