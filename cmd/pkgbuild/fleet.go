@@ -166,6 +166,29 @@ func (f *fleetFlags) emit(ctx context.Context, done string, ev event.Deploy) err
 	return nil
 }
 
+// change runs one recorded change of the app/env named by arg: it checks that
+// a reason was given when the change needs one, connects to Redis, resolves
+// APP/ENV, prepares the actor and the event sink, and then calls do, so that
+// nothing is written before every input was found good.
+func (f *fleetFlags) change(ctx context.Context, arg, needReason string, do func(st *redisstate.Store, app, env string) error) error {
+	if needReason != "" && strings.TrimSpace(f.reason) == "" {
+		return errors.New(needReason)
+	}
+	st, closeFn, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	app, env, err := appEnv(ctx, st, arg)
+	if err != nil {
+		return err
+	}
+	if err := f.prepare(ctx); err != nil {
+		return err
+	}
+	return do(st, app, env)
+}
+
 // defaultActor names who runs the command: the Jenkins build that runs it,
 // else user@host.
 func defaultActor() string {
@@ -352,33 +375,20 @@ instance's bootstrap still installs the newest good version.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if strings.TrimSpace(f.reason) == "" {
-				return errors.New("pause needs --reason TEXT: it is shown to everyone who sees the pause")
-			}
-			st, closeFn, err := f.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			app, env, err := appEnv(ctx, st, args[0])
-			if err != nil {
-				return err
-			}
-			if err := f.prepare(ctx); err != nil {
-				return err
-			}
-			ev := f.event(event.Paused, app, env, "", "")
-			p, first, err := st.SetPause(ctx, app, env, redisstate.Pause{Actor: f.actor, Reason: f.reason, At: ev.Time}, ev)
-			if err != nil {
-				return oneLine(err)
-			}
-			if !first {
-				fmt.Fprintf(cmd.OutOrStdout(), "%s/%s is already paused by %s since %s: %s\n", app, env,
-					fleetview.Clean(p.Actor), p.At.UTC().Format(time.RFC3339), fleetview.Clean(p.Reason))
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "paused %s/%s until `pkgbuild fleet resume %s/%s`\n", app, env, app, env)
-			return f.emit(ctx, "paused "+app+"/"+env, ev)
+			return f.change(ctx, args[0], "pause needs --reason TEXT: it is shown to everyone who sees the pause", func(st *redisstate.Store, app, env string) error {
+				ev := f.event(event.Paused, app, env, "", "")
+				p, first, err := st.SetPause(ctx, app, env, redisstate.Pause{Actor: f.actor, Reason: f.reason, At: ev.Time}, ev)
+				if err != nil {
+					return oneLine(err)
+				}
+				if !first {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s/%s is already paused by %s since %s: %s\n", app, env,
+						fleetview.Clean(p.Actor), p.At.UTC().Format(time.RFC3339), fleetview.Clean(p.Reason))
+					return nil
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "paused %s/%s until `pkgbuild fleet resume %s/%s`\n", app, env, app, env)
+				return f.emit(ctx, "paused "+app+"/"+env, ev)
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -395,29 +405,19 @@ func newFleetResumeCmd() *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeFn, err := f.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			app, env, err := appEnv(ctx, st, args[0])
-			if err != nil {
-				return err
-			}
-			if err := f.prepare(ctx); err != nil {
-				return err
-			}
-			ev := f.event(event.Resumed, app, env, "", "")
-			p, err := st.ClearPause(ctx, app, env, ev)
-			if err != nil {
-				return oneLine(err)
-			}
-			if p == nil {
-				return fmt.Errorf("%s/%s is not paused", app, env)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "resumed %s/%s (paused by %s %s: %s)\n", app, env,
-				fleetview.Clean(p.Actor), fleetview.Ago(time.Now(), p.At), fleetview.Clean(p.Reason))
-			return f.emit(ctx, "resumed "+app+"/"+env, ev)
+			return f.change(ctx, args[0], "", func(st *redisstate.Store, app, env string) error {
+				ev := f.event(event.Resumed, app, env, "", "")
+				p, err := st.ClearPause(ctx, app, env, ev)
+				if err != nil {
+					return oneLine(err)
+				}
+				if p == nil {
+					return fmt.Errorf("%s/%s is not paused", app, env)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "resumed %s/%s (paused by %s %s: %s)\n", app, env,
+					fleetview.Clean(p.Actor), fleetview.Ago(time.Now(), p.At), fleetview.Clean(p.Reason))
+				return f.emit(ctx, "resumed "+app+"/"+env, ev)
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -437,48 +437,35 @@ at their next check. It prints what it cleared.`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if strings.TrimSpace(f.reason) == "" {
-				return errors.New("unbreak needs --reason TEXT: the version failed on a host once")
-			}
-			st, closeFn, err := f.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			app, env, err := appEnv(ctx, st, args[0])
-			if err != nil {
-				return err
-			}
 			version := args[1]
-			if err := f.prepare(ctx); err != nil {
-				return err
-			}
-			ev := f.event(event.Unbroken, app, env, version, "")
-			u, err := st.Unbreak(ctx, app, env, version, ev)
-			if errors.Is(err, redisstate.ErrNotBroken) {
-				broken, berr := st.Broken(ctx, app, env)
-				if berr != nil {
-					return oneLine(berr)
+			return f.change(ctx, args[0], "unbreak needs --reason TEXT: the version failed on a host once", func(st *redisstate.Store, app, env string) error {
+				ev := f.event(event.Unbroken, app, env, version, "")
+				u, err := st.Unbreak(ctx, app, env, version, ev)
+				if errors.Is(err, redisstate.ErrNotBroken) {
+					broken, berr := st.Broken(ctx, app, env)
+					if berr != nil {
+						return oneLine(berr)
+					}
+					list := make([]string, 0, len(broken))
+					for v := range broken {
+						list = append(list, v)
+					}
+					if len(list) == 0 {
+						return fmt.Errorf("%s/%s %s is not marked broken (no version is)", app, env, fleetview.Clean(version))
+					}
+					return fmt.Errorf("%s/%s %s is not marked broken (broken: %s)", app, env, fleetview.Clean(version), fleetview.Clean(strings.Join(sortedStrings(list), ", ")))
 				}
-				list := make([]string, 0, len(broken))
-				for v := range broken {
-					list = append(list, v)
+				if err != nil {
+					return oneLine(err)
 				}
-				if len(list) == 0 {
-					return fmt.Errorf("%s/%s %s is not marked broken (no version is)", app, env, fleetview.Clean(version))
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "unbroken %s/%s %s: cleared the mark %q (host %s, %s)\n", app, env, fleetview.Clean(version),
+					u.Mark.Reason, fleetview.Clean(dashed(u.Mark.Host)), u.Mark.At.UTC().Format(time.RFC3339))
+				if u.Finished != "" || (u.Failed != "" && u.Failed != "0") {
+					fmt.Fprintf(w, "reset its rollout: %s failed -> 0, finished %s -> running\n", dashed(u.Failed), dashed(u.Finished))
 				}
-				return fmt.Errorf("%s/%s %s is not marked broken (broken: %s)", app, env, fleetview.Clean(version), fleetview.Clean(strings.Join(sortedStrings(list), ", ")))
-			}
-			if err != nil {
-				return oneLine(err)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "unbroken %s/%s %s: cleared the mark %q (host %s, %s)\n", app, env, fleetview.Clean(version),
-				u.Mark.Reason, fleetview.Clean(dashed(u.Mark.Host)), u.Mark.At.UTC().Format(time.RFC3339))
-			if u.Finished != "" || (u.Failed != "" && u.Failed != "0") {
-				fmt.Fprintf(w, "reset its rollout: %s failed -> 0, finished %s -> running\n", dashed(u.Failed), dashed(u.Finished))
-			}
-			return f.emit(ctx, "unbroke "+app+"/"+env+" "+version, ev)
+				return f.emit(ctx, "unbroke "+app+"/"+env+" "+version, ev)
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -495,28 +482,18 @@ func newFleetForgetCmd() *cobra.Command {
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			st, closeFn, err := f.connect(ctx)
-			if err != nil {
-				return err
-			}
-			defer closeFn()
-			app, env, err := appEnv(ctx, st, args[0])
-			if err != nil {
-				return err
-			}
-			if err := f.prepare(ctx); err != nil {
-				return err
-			}
-			host := args[1]
-			ev := f.event(event.Forgotten, app, env, "", host)
-			if err := st.Forget(ctx, app, env, host, ev); err != nil {
-				if errors.Is(err, redisstate.ErrNoHost) {
-					return fmt.Errorf("%s/%s has no host %s", app, env, fleetview.Clean(host))
+			return f.change(ctx, args[0], "", func(st *redisstate.Store, app, env string) error {
+				host := args[1]
+				ev := f.event(event.Forgotten, app, env, "", host)
+				if err := st.Forget(ctx, app, env, host, ev); err != nil {
+					if errors.Is(err, redisstate.ErrNoHost) {
+						return fmt.Errorf("%s/%s has no host %s", app, env, fleetview.Clean(host))
+					}
+					return oneLine(err)
 				}
-				return oneLine(err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "forgot host %s of %s/%s\n", fleetview.Clean(host), app, env)
-			return f.emit(ctx, "forgot "+host, ev)
+				fmt.Fprintf(cmd.OutOrStdout(), "forgot host %s of %s/%s\n", fleetview.Clean(host), app, env)
+				return f.emit(ctx, "forgot "+host, ev)
+			})
 		},
 	}
 	f.register(cmd, true)

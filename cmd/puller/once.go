@@ -1,9 +1,9 @@
 package main
 
 import (
-	"time"
-
 	"github.com/spf13/cobra"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 func newOnceCmd(opts *options) *cobra.Command {
@@ -15,18 +15,6 @@ newer good version is there, deploy it under the rolling lock. The live host
 count that sizes the lock comes from the hosts' Redis records (seen within
 10 minutes), since the daemon's Serf member owns the gossip port.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			e, err := setup(ctx, opts)
-			if err != nil {
-				return err
-			}
-			defer e.rdb.Close()
-			a, err := e.agent(ctx, liveHosts{state: e.state, within: 10 * time.Minute}, nil)
-			if err != nil {
-				return err
-			}
-			return a.Once(ctx)
-		},
+		RunE: oneShot(opts, (*puller.Agent).Once),
 	}
 }

@@ -19,6 +19,7 @@ import (
 	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	awssns "github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
 
 	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/puller"
@@ -323,4 +324,23 @@ func lazyAWS(ctx context.Context, p **awsLazy, region string) (*awsLazy, error) 
 		*p = l
 	}
 	return l, nil
+}
+
+// oneShot is the RunE of a command that sets up, builds the agent sized from
+// the hosts' Redis records (the daemon's Serf member owns the gossip port),
+// and makes one call of it: `once`, `bootstrap`.
+func oneShot(opts *options, call func(a *puller.Agent, ctx context.Context) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		ctx := cmd.Context()
+		e, err := setup(ctx, opts)
+		if err != nil {
+			return err
+		}
+		defer e.rdb.Close()
+		a, err := e.agent(ctx, liveHosts{state: e.state, within: 10 * time.Minute}, nil)
+		if err != nil {
+			return err
+		}
+		return call(a, ctx)
+	}
 }
