@@ -18,8 +18,9 @@ type AppDeps struct {
 	Index     Index
 	Installer Installer
 	Restarter Restarter
-	Drainer   Drainer // nil: no load balancer
-	Checker   Checker // nil: no health check
+	Drainer   Drainer   // nil: no load balancer
+	Checker   Checker   // nil: no health check
+	Validator Validator // nil: no validate hook
 }
 
 // Deps are what the agent talks to. Publisher, Tagger and Logger are optional.
@@ -71,6 +72,9 @@ type appRun struct {
 	unhealthy   bool      // a rollback failed: out of service until healthy again
 	lastErr     string    // last cycle error, to log a repeating one once
 	staleDate   time.Time // Date of the stale InRelease last reported
+	// validateOutput is the output of the validate hook that failed the
+	// latest move, for its failed event ("" otherwise).
+	validateOutput string
 }
 
 // New returns an agent for cfg (validated, apps defaulted) running as host.
@@ -323,9 +327,25 @@ func (a *Agent) pipeline() []step {
 	return []step{
 		{"install", func(ctx context.Context, ar *appRun, v string) error { return ar.Installer.Install(ctx, ar.Name, v) }},
 		{"restart", func(ctx context.Context, ar *appRun, v string) error { return ar.Restarter.Restart(ctx, ar.Name) }},
-		// A validate step goes here, between the restart and the health check.
+		{"validate", func(ctx context.Context, ar *appRun, v string) error { return a.validate(ctx, ar, v) }},
 		{"health check", func(ctx context.Context, ar *appRun, v string) error { return ar.check(ctx) }},
 	}
+}
+
+// validate runs the app's validate hook, if any, after the restart. Its
+// output goes to the journal, and into the failed event when it fails.
+func (a *Agent) validate(ctx context.Context, ar *appRun, version string) error {
+	ar.validateOutput = ""
+	if ar.Validator == nil {
+		return nil
+	}
+	out, err := ar.Validator.Validate(ctx, ar.Name, version)
+	if err != nil {
+		ar.validateOutput = out
+		return err
+	}
+	a.log.Info("validate passed", "app", ar.Name, "env", ar.Env, "version", version, "output", out)
+	return nil
 }
 
 // stepError is a step of the pipeline that failed.
@@ -664,13 +684,20 @@ func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, vers
 	e.Previous, e.Reason = previous, reason
 	e.Total, e.Done, e.Failed = r.Total, r.Done, r.Failed
 	e.DurationSeconds = d.Seconds()
+	if k == event.Failed {
+		e.Output = ar.validateOutput
+	}
 	level := slog.LevelInfo
 	if k == event.Failed || k == event.Halted {
 		level = slog.LevelError
 	}
-	a.log.Log(ctx, level, "deploy "+string(k), "app", e.App, "env", e.Env, "version", e.Version,
+	attrs := []any{"app", e.App, "env", e.Env, "version", e.Version,
 		"previous", e.Previous, "host", e.Host, "reason", e.Reason, "duration_s", e.DurationSeconds,
-		"done", e.Done, "failed", e.Failed, "total", e.Total)
+		"done", e.Done, "failed", e.Failed, "total", e.Total}
+	if e.Output != "" {
+		attrs = append(attrs, "output", e.Output)
+	}
+	a.log.Log(ctx, level, "deploy "+string(k), attrs...)
 	if a.deps.Publisher != nil {
 		if err := a.deps.Publisher.Publish(context.WithoutCancel(ctx), e); err != nil {
 			a.log.Warn("publish deploy event", "kind", k, "err", err)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/aptfleet/aptfleet/internal/testenv"
 	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/gossip"
+	"github.com/aptfleet/aptfleet/puller/hook"
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
@@ -201,6 +203,9 @@ type testbed struct {
 	members *fixedMembers
 	events  *events
 	cfg     puller.Config
+	// validate, when set, is every host's validate hook (a real puller/hook
+	// command, with HOST set to the host id).
+	validate string
 }
 
 func newTestbed(t *testing.T) *testbed {
@@ -235,8 +240,12 @@ func (tb *testbed) agentWith(host string, log *slog.Logger, members puller.Membe
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	ad := puller.AppDeps{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}
+	if tb.validate != "" {
+		ad.Validator = &hook.Command{Command: tb.validate, Timeout: 5 * time.Second, Env: []string{"HOST=" + host}}
+	}
 	a, err := puller.New(tb.cfg, host, puller.Deps{
-		Apps: []puller.AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
+		Apps: []puller.AppDeps{ad},
 		Lock: tb.sem, State: tb.state, Members: members, Tagger: tagger, Publisher: tb.events,
 		Compare: strings.Compare, // test versions are single-digit x.y-1: string order is dpkg order
 		Logger:  log,
@@ -825,5 +834,50 @@ func TestScheduleTicks(t *testing.T) {
 	// the host's offset (< 0.5s), then one every second: 3 or 4 in 3.7s.
 	if got := tb.index.checks.Load(); got < 3 || got > 4 {
 		t.Errorf("%d checks in 3.7s of @every 1s with jitter offset %s, want 3 or 4", got, puller.JitterOffset("i-1", tb.cfg.Jitter))
+	}
+}
+
+// The validate hook runs between the restart and the health check of every
+// move: a version it refuses is a release failure (rolled back, marked
+// broken, halted) with the hook's output in the failed event, and the hook
+// runs again for the version the host goes back to.
+func TestValidateStep(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(3)
+	dir := t.TempDir()
+	// The hook logs every run and refuses 1.2-1 with a line on stderr.
+	tb.validate = `echo "$HOST $APP $VERSION" >> ` + dir + `/runs; echo "checking $VERSION"; ` +
+		`if [ "$VERSION" = 1.2-1 ]; then echo "GET /api/cart -> 500" >&2; exit 3; fi`
+	ctx := context.Background()
+	tb.index.publish("1.1-1")
+	a := tb.agent("i-0", nil)
+	if err := a.Once(ctx); err != nil {
+		t.Fatalf("deploy of 1.1-1: %v", err)
+	}
+	tb.index.publish("1.2-1")
+	err := a.Once(ctx)
+	if !errors.Is(err, puller.ErrDeployFailed) {
+		t.Fatalf("deploy of 1.2-1: %v, want a failed deploy", err)
+	}
+	if v := tb.fleet.versionOf("i-0"); v != "1.1-1" {
+		t.Errorf("host runs %s after the refused 1.2-1, want 1.1-1", v)
+	}
+	b, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.2-1")
+	if b == nil || !strings.Contains(b.Reason, "validate") || !strings.Contains(b.Reason, "exit status 3") {
+		t.Fatalf("broken mark %+v, want the validate failure", b)
+	}
+	failed := tb.events.of(event.Failed)
+	if len(failed) != 1 || !strings.Contains(failed[0].Output, "GET /api/cart -> 500") || !strings.Contains(failed[0].Output, "checking 1.2-1") {
+		t.Fatalf("failed events %+v, want one with the hook's output", failed)
+	}
+	if len(tb.events.of(event.Halted)) != 1 {
+		t.Errorf("halted events: %d, want 1", len(tb.events.of(event.Halted)))
+	}
+	runs, err := os.ReadFile(dir + "/runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(runs), "i-0 hello 1.1-1\ni-0 hello 1.2-1\ni-0 hello 1.1-1\n"; got != want {
+		t.Errorf("hook runs:\n%s\nwant (1.1-1, the refused 1.2-1, the rollback to 1.1-1):\n%s", got, want)
 	}
 }

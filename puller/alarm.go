@@ -23,8 +23,9 @@ type Alarms interface {
 }
 
 // Validator is an app's validate hook: run after the restart and before the
-// health check; an error is a release failure, and output is what the hook
-// printed (its tail), for the event and the journal.
+// health check of every move to a version; an error is a release failure,
+// and output is what the hook printed (its tail), for the event and the
+// journal.
 type Validator interface {
-	Validate(ctx context.Context) (output string, err error)
+	Validate(ctx context.Context, app, version string) (output string, err error)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/aptfleet/aptfleet/puller/apt"
 	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/health"
+	"github.com/aptfleet/aptfleet/puller/hook"
 	"github.com/aptfleet/aptfleet/puller/lb"
 	"github.com/aptfleet/aptfleet/puller/redislock"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
@@ -268,6 +269,9 @@ func (e *env) appDeps(ctx context.Context, a puller.App, sdk **awsLazy) (puller.
 			return d, fmt.Errorf("health: %w", err)
 		}
 		d.Checker = c
+	}
+	if a.Validate != "" {
+		d.Validator = &hook.Command{Command: a.Validate, Timeout: a.ValidateTimeout}
 	}
 	switch dr := a.Drain; dr.Strategy {
 	case "haproxy":

@@ -28,14 +28,16 @@ type Command struct {
 	// Timeout bounds the run; the hook's process group is killed after it.
 	// Default 2m.
 	Timeout time.Duration
-	// Env is added to the agent's environment, e.g. APP=hello VERSION=1.4.0-1.
+	// Env is added to the agent's environment, after APP and VERSION (the
+	// app and the version the host just moved to).
 	Env []string
 }
 
 var _ puller.Validator = (*Command)(nil)
 
-// Validate runs the hook and returns the tail of its combined output.
-func (c *Command) Validate(ctx context.Context) (string, error) {
+// Validate runs the hook for app at version (in its environment as APP and
+// VERSION) and returns the tail of its combined output.
+func (c *Command) Validate(ctx context.Context, app, version string) (string, error) {
 	if strings.TrimSpace(c.Command) == "" {
 		return "", errors.New("hook: empty command")
 	}
@@ -46,7 +48,7 @@ func (c *Command) Validate(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
-	cmd.Env = append(cmd.Environ(), c.Env...)
+	cmd.Env = append(append(cmd.Environ(), "APP="+app, "VERSION="+version), c.Env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// Its own process group, so the timeout also ends what it started.

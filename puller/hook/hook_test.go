@@ -27,8 +27,8 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Command{Command: tt.cmd, Timeout: tt.timeout, Env: []string{"APP=hello", "VERSION=1.4.0-1"}}
-			out, err := c.Validate(context.Background())
+			c := &Command{Command: tt.cmd, Timeout: tt.timeout}
+			out, err := c.Validate(context.Background(), "hello", "1.4.0-1")
 			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
