@@ -132,6 +132,13 @@ func (s *Spec) Info(dir string) (*nfpm.Info, error) {
 		if sc.body == "" {
 			continue
 		}
+		// The hooks passed sh -n alone; the script that wraps them must too.
+		if line, msg, err := shellSyntax(sc.body); err != nil || msg != "" {
+			if err != nil {
+				return nil, fmt.Errorf("build %s: %s: %w", s.Name, sc.name, err)
+			}
+			return nil, fmt.Errorf("build %s: the generated %s does not parse (sh -n: line %d: %s)", s.Name, sc.name, line, msg)
+		}
 		p, err := gen(filepath.Join("scripts", sc.name), []byte(sc.body), 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", s.Name, err)

@@ -24,6 +24,13 @@ import (
 // with examples/hello/package.yaml, returning the .deb's path.
 func buildHello(t *testing.T, version string) string {
 	t.Helper()
+	return buildHelloWith(t, version, "", nil)
+}
+
+// buildHelloWith is buildHello with extra lines appended to package.yaml and
+// extra files (path relative to the spec: content) beside it.
+func buildHelloWith(t *testing.T, version, extraSpec string, extraFiles map[string]string) string {
+	t.Helper()
 	testenv.NeedTools(t, "go")
 	dir := t.TempDir()
 	for _, f := range []string{"package.yaml", "Procfile"} {
@@ -31,7 +38,14 @@ func buildHello(t *testing.T, version string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if f == "package.yaml" {
+			b = append(b, extraSpec...)
+		}
 		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	for name, body := range extraFiles {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644)
 	}
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X main.version="+version,
 		"-o", filepath.Join(dir, "bin", "hello"), "../examples/hello")
@@ -209,6 +223,57 @@ func TestHelloInstance(t *testing.T) {
 			t.Error("a process kept its PID across systemctl restart hello.target")
 		}
 		waitBody(t, ctx, url+"/", "hello 1.0.1-1\n")
+	})
+	t.Run("hardening lowers the exposure and the service still serves", func(t *testing.T) {
+		// The exposure systemd-analyze security gives the unhardened unit,
+		// then the same package with hardening, per-process options, a
+		// conffile only its service reads and a secrets file written 0600
+		// outside the package.
+		exposure := func(t *testing.T) float64 {
+			t.Helper()
+			out := run(t, "systemd-analyze security --no-pager hello-web.service | tail -n 1")
+			m := regexp.MustCompile(`exposure level for hello-web\.service: ([0-9.]+)`).FindStringSubmatch(out)
+			if m == nil {
+				t.Fatalf("systemd-analyze security: %q", out)
+			}
+			var v float64
+			fmt.Sscan(m[1], &v)
+			return v
+		}
+		before := exposure(t)
+		v3 := buildHelloWith(t, "1.0.2-1", "hardening: true\n"+
+			"process_options:\n  web: {working_directory: /usr/share/doc/hello, limits: {nofile: 4096}, stop_timeout: 20s}\n"+
+			"config_files:\n  - {src: hello.conf, dst: /etc/hello/hello.conf, mode: \"0640\"}\n"+
+			"environment_files: [/etc/hello/secrets.env]\n",
+			map[string]string{"hello.conf": "token=abc\n"})
+		install(t, v3)
+		if err := inst.WriteFile(ctx, "/etc/hello/secrets.env", []byte("HELLO_SECRET=s3cret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "chown root:root /etc/hello/secrets.env; systemctl restart hello.target")
+		waitBody(t, ctx, url+"/", "hello 1.0.2-1\n")
+		after := exposure(t)
+		t.Logf("systemd-analyze security hello-web.service: %.1f without hardening, %.1f with", before, after)
+		if after >= before {
+			t.Errorf("exposure %.1f with hardening, %.1f without: it did not go down", after, before)
+		}
+		if out := run(t, "systemd-analyze verify /lib/systemd/system/hello-web.service /lib/systemd/system/hello-clock.service 2>&1"); strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify:\n%s", out)
+		}
+		pid := mainPID(t, "hello-web.service")
+		checks := []struct{ script, want string }{
+			{"systemctl show -P LimitNOFILE hello-web.service", "4096\n"},
+			{"systemctl show -P TimeoutStopUSec hello-web.service", "20s\n"},
+			{"readlink /proc/" + pid + "/cwd", "/usr/share/doc/hello\n"},
+			{"stat -c %U:%G:%a /etc/hello/hello.conf", "root:hello:640\n"},
+			{"setpriv --reuid=hello --regid=hello --clear-groups cat /etc/hello/hello.conf", "token=abc\n"},
+			{"tr '\\0' '\\n' < /proc/" + pid + "/environ | grep ^HELLO_SECRET=", "HELLO_SECRET=s3cret\n"},
+		}
+		for _, c := range checks {
+			if out := run(t, c.script); out != c.want {
+				t.Errorf("%s: %q, want %q", c.script, out, c.want)
+			}
+		}
 	})
 	t.Run("removal stops the services", func(t *testing.T) {
 		run(t, "dpkg -r hello")

@@ -3,6 +3,7 @@ package pkgbuild
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -68,6 +69,9 @@ if [ "$1" = "configure" ]; then
 	fi
 fi
 `, s.User, s.Name)
+	}
+	if chowns := s.chowns(); chowns != "" {
+		fmt.Fprintf(&b, "\nif [ \"$1\" = \"configure\" ]; then\n%s\nfi\n", chowns)
 	}
 	h, err = hook("hooks.postinst", s.Hooks.PostInst)
 	if err != nil {
@@ -149,3 +153,34 @@ fi
 	}
 	return out, nil
 }
+
+// chowns are the postinst lines giving installed entries their owner and
+// group (a directory entry's whole tree), unless an administrator set a
+// dpkg-statoverride. Entries owned by root:root need none.
+func (s *Spec) chowns() string {
+	var lines []string
+	for _, list := range []struct {
+		files  []File
+		config bool
+	}{{s.Files, false}, {s.ConfigFiles, true}} {
+		for _, f := range list.files {
+			owner, group := s.owner(f, list.config)
+			if owner == "root" && group == "root" {
+				continue
+			}
+			dst := shellQuote(filepath.Clean(f.Dst))
+			change := fmt.Sprintf("chown %s %s", shellQuote(owner+":"+group), dst)
+			if fi, err := os.Stat(s.path(f.Src)); err == nil && fi.IsDir() {
+				change = fmt.Sprintf("chown -R %s %s", shellQuote(owner+":"+group), dst)
+			} else if f.Mode&0o7000 != 0 {
+				// chown clears setuid and setgid: set the mode again.
+				change = fmt.Sprintf("{ %s; chmod %04o %s; }", change, uint32(f.Mode), dst)
+			}
+			lines = append(lines, fmt.Sprintf("\tdpkg-statoverride --list %s >/dev/null || %s", dst, change))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// shellQuote quotes v for sh.
+func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }

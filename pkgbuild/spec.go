@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -76,6 +77,16 @@ type Spec struct {
 	// prints them: "statically-linked-binary [usr/bin/hello]") accepted for
 	// this package, shipped as /usr/share/lintian/overrides/<name>.
 	LintianOverrides []string `yaml:"lintian_overrides"`
+	// ProcessOptions are unit options per process, keyed by process name.
+	// Default: none.
+	ProcessOptions map[string]ProcessOptions `yaml:"process_options"`
+	// Hardening adds the systemd sandboxing options a web service
+	// tolerates to every unit (see Hardening below). Default: false.
+	Hardening bool `yaml:"hardening"`
+	// EnvironmentFiles are extra environment files every unit reads after
+	// /etc/default/<name>, each optional (EnvironmentFile=-PATH): secrets
+	// written on the instance outside the package. Default: none.
+	EnvironmentFiles []string `yaml:"environment_files"`
 	// Compression of the package's data: "gzip" (level 9), "gzip:N" (N 1-9),
 	// "xz", "zstd" (about zstd level 7), "zstd:N" (N 1-22, in nfpm's four
 	// zstd speed steps), or "none". Default: "gzip".
@@ -99,8 +110,31 @@ type File struct {
 	// Dst is the absolute path in the package (required).
 	Dst string `yaml:"dst"`
 	// Mode is the file mode, octal (0755). Default: the source's mode without
-	// group and other write bits.
+	// group and other write bits. 0 is an error.
 	Mode fileMode `yaml:"mode"`
+	// AllowUnsafeMode permits this entry a mode (given, or the source's) with
+	// setuid, setgid or sticky bits or group or other write. Default: false,
+	// and such a mode is refused.
+	AllowUnsafeMode bool `yaml:"allow_unsafe_mode"`
+	// Owner and Group own the installed file (or tree), set by postinst on
+	// configure. Default: root, except a config file under /etc/<name>/ of a
+	// package with a service user, whose group is that user (so a 0640
+	// conffile is readable by its service and writable only by root).
+	Owner string `yaml:"owner"`
+	Group string `yaml:"group"`
+}
+
+// ProcessOptions are the unit options of one process.
+type ProcessOptions struct {
+	// WorkingDirectory is the absolute directory the process starts in
+	// (WorkingDirectory=). Default: none (systemd starts it in /).
+	WorkingDirectory string `yaml:"working_directory"`
+	// Limits are resource limits, systemd's Limit*= by lowercase name
+	// without "Limit" (nofile: 65536, core: "0:infinity"). Default: none.
+	Limits map[string]string `yaml:"limits"`
+	// StopTimeout is how long systemd waits after SIGTERM before SIGKILL
+	// (TimeoutStopSec=). Default: systemd's (90s).
+	StopTimeout time.Duration `yaml:"stop_timeout"`
 }
 
 // Hooks are package-provided shell scripts, run (in a subshell, with the
@@ -131,8 +165,48 @@ func (m *fileMode) UnmarshalYAML(n *yaml.Node) error {
 	if _, err := fmt.Sscanf(strings.TrimPrefix(n.Value, "0o"), "%o", &v); err != nil || v > 0o7777 || n.Kind != yaml.ScalarNode {
 		return fmt.Errorf("line %d: mode %q is not an octal file mode", n.Line, n.Value)
 	}
+	if v == 0 {
+		return fmt.Errorf("line %d: mode %q grants no permission at all (leave mode out to keep the source's)", n.Line, n.Value)
+	}
 	*m = fileMode(v)
 	return nil
+}
+
+// unsafeBits names the bits of mode a package should not set without
+// saying so: setuid, setgid, sticky, group write, other write.
+func unsafeBits(mode uint32) string {
+	var names []string
+	for _, b := range []struct {
+		bit  uint32
+		name string
+	}{{0o4000, "setuid"}, {0o2000, "setgid"}, {0o1000, "sticky"}, {0o020, "group write"}, {0o002, "other write"}} {
+		if mode&b.bit != 0 {
+			names = append(names, b.name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+// octalMode is the permission and special bits of an fs.FileMode, as chmod
+// writes them.
+func octalMode(m os.FileMode) uint32 {
+	v := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return v
 }
 
 // Error is a problem with the spec or one of the files it names. Its message
@@ -336,6 +410,99 @@ func (s *Spec) validate() error {
 		if fi, err := os.Stat(s.path(hook)); err != nil || !fi.Mode().IsRegular() {
 			return s.bad(field, "%s does not exist or is not a file", hook)
 		}
+		b, err := os.ReadFile(s.path(hook))
+		if err != nil {
+			return s.bad(field, "%v", err)
+		}
+		line, msg, err := shellSyntax(string(b))
+		if err != nil {
+			return s.bad(field, "%s: %v", hook, err)
+		}
+		if msg != "" {
+			return s.bad(field, "%s: sh -n: line %d: %s", hook, line, msg)
+		}
+	}
+	return s.checkUnitOptions()
+}
+
+// limitNames maps the keys of process_options.*.limits to systemd's
+// directives.
+var limitNames = map[string]string{
+	"as": "LimitAS", "core": "LimitCORE", "cpu": "LimitCPU", "data": "LimitDATA", "fsize": "LimitFSIZE",
+	"locks": "LimitLOCKS", "memlock": "LimitMEMLOCK", "msgqueue": "LimitMSGQUEUE", "nice": "LimitNICE",
+	"nofile": "LimitNOFILE", "nproc": "LimitNPROC", "rss": "LimitRSS", "rtprio": "LimitRTPRIO",
+	"rttime": "LimitRTTIME", "sigpending": "LimitSIGPENDING", "stack": "LimitSTACK",
+}
+
+// limitValue is a value systemd's Limit*= takes: a number with an
+// optional size suffix, or infinity, optionally soft:hard.
+var limitValue = regexp.MustCompile(`^(infinity|[0-9]+[KMGTPE]?)(:(infinity|[0-9]+[KMGTPE]?))?$`)
+
+// checkUnitOptions checks process_options, environment_files and hardening.
+func (s *Spec) checkUnitOptions() error {
+	procs := map[string]bool{}
+	var names []string
+	for _, p := range s.procs {
+		procs[p.Name] = true
+		names = append(names, p.Name)
+	}
+	keys := make([]string, 0, len(s.ProcessOptions))
+	for k := range s.ProcessOptions {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, name := range keys {
+		o, field := s.ProcessOptions[name], "process_options."+name
+		if !procs[name] {
+			if len(names) == 0 {
+				return s.bad(field, "no such process (the package has none)")
+			}
+			return s.bad(field, "no such process (the processes are %s)", strings.Join(names, ", "))
+		}
+		if o.WorkingDirectory != "" {
+			if i := strings.IndexFunc(o.WorkingDirectory, unicode.IsControl); i >= 0 {
+				return s.bad(field+".working_directory", "contains the control character %q (a value here must fit on one line)", o.WorkingDirectory[i])
+			}
+			if !strings.HasPrefix(o.WorkingDirectory, "/") {
+				return s.bad(field+".working_directory", "%q is not an absolute path", o.WorkingDirectory)
+			}
+		}
+		lk := make([]string, 0, len(o.Limits))
+		for k := range o.Limits {
+			lk = append(lk, k)
+		}
+		sort.Strings(lk)
+		for _, k := range lk {
+			if _, ok := limitNames[k]; !ok {
+				all := make([]string, 0, len(limitNames))
+				for n := range limitNames {
+					all = append(all, n)
+				}
+				sort.Strings(all)
+				return s.bad(field+".limits."+k, "not a systemd resource limit (one of %s)", strings.Join(all, ", "))
+			}
+			if !limitValue.MatchString(o.Limits[k]) {
+				return s.bad(field+".limits."+k, "%q is not a limit (a number, \"infinity\", or \"soft:hard\")", o.Limits[k])
+			}
+		}
+		if o.StopTimeout < 0 {
+			return s.bad(field+".stop_timeout", "%v is not a positive duration", o.StopTimeout)
+		}
+	}
+	for i, p := range s.EnvironmentFiles {
+		field := fmt.Sprintf("environment_files[%d]", i)
+		if j := strings.IndexFunc(p, unicode.IsControl); j >= 0 {
+			return s.bad(field, "contains the control character %q (a value here must fit on one line)", p[j])
+		}
+		if !strings.HasPrefix(p, "/") || strings.ContainsAny(p, " \t") {
+			return s.bad(field, "%q is not an absolute path", p)
+		}
+		if len(s.procs) == 0 {
+			return s.bad(field, "the package has no processes to read it")
+		}
+	}
+	if s.Hardening && len(s.procs) == 0 {
+		return s.bad("hardening", "the package has no processes to harden")
 	}
 	return nil
 }
@@ -375,7 +542,74 @@ func (s *Spec) checkFile(field string, f File, config bool) error {
 	if !fi.IsDir() && !fi.Mode().IsRegular() {
 		return s.bad(field+".src", "%s is not a regular file or directory", f.Src)
 	}
+	if err := s.checkMode(field, f); err != nil {
+		return err
+	}
+	for _, o := range []struct{ key, name string }{{"owner", f.Owner}, {"group", f.Group}} {
+		switch {
+		case o.name == "":
+		case !userPattern.MatchString(o.name):
+			return s.bad(field+"."+o.key, "%q is not a valid user name", o.name)
+		case o.name == s.User && !s.hasServiceUser():
+			return s.bad(field+"."+o.key, "%q is the service user, which exists only for a package with processes", o.name)
+		}
+	}
 	return nil
+}
+
+// checkMode refuses, unless the entry allows it, a mode with setuid,
+// setgid or sticky bits or group or other write: the entry's own mode, or
+// without one a source file's (group and other write are dropped from
+// those anyway).
+func (s *Spec) checkMode(field string, f File) error {
+	if f.AllowUnsafeMode {
+		return nil
+	}
+	if f.Mode != 0 {
+		if bits := unsafeBits(uint32(f.Mode)); bits != "" {
+			return s.bad(field+".mode", "%04o sets %s (set allow_unsafe_mode: true on this entry if that is meant)", uint32(f.Mode), bits)
+		}
+		return nil
+	}
+	return filepath.WalkDir(s.path(f.Src), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return s.bad(field+".src", "%v", err)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return s.bad(field+".src", "%v", err)
+		}
+		mode := octalMode(fi.Mode()) &^ 0o022
+		if bits := unsafeBits(mode); bits != "" {
+			rel, _ := filepath.Rel(s.dir, p)
+			return s.bad(field+".src", "%s has mode %04o, which sets %s (set a mode, or allow_unsafe_mode: true on this entry if that is meant)", rel, mode, bits)
+		}
+		return nil
+	})
+}
+
+// hasServiceUser reports whether postinst creates the service user: the
+// package has processes and they do not run as root.
+func (s *Spec) hasServiceUser() bool { return len(s.procs) > 0 && s.User != "root" }
+
+// owner returns who owns an installed entry: its owner and group, or root,
+// except that a config file under /etc/<name>/ belongs to the service
+// user's group when there is one.
+func (s *Spec) owner(f File, config bool) (owner, group string) {
+	owner, group = f.Owner, f.Group
+	if owner == "" {
+		owner = "root"
+	}
+	if group == "" {
+		group = "root"
+		if config && s.hasServiceUser() && strings.HasPrefix(filepath.Clean(f.Dst), "/etc/"+s.Name+"/") {
+			group = s.User
+		}
+	}
+	return owner, group
 }
 
 // loadProcesses fills s.procs from the Procfile or the processes map.

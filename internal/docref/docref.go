@@ -95,8 +95,9 @@ func headingLevel(line string) int {
 
 // Fields returns the dotted YAML keys of every leaf field of the struct v
 // (a value or a pointer): nested structs give "parent.child", slices of
-// structs "parent[].child". Maps, slices of scalars and types with their own
-// YAML decoding are leaves; fields tagged "-" are left out.
+// structs "parent[].child", maps of structs "parent.*.child". Other maps,
+// slices of scalars and types with their own YAML decoding are leaves;
+// fields tagged "-" are left out.
 func Fields(v any) []string {
 	t := reflect.TypeOf(v)
 	for t.Kind() == reflect.Pointer {
@@ -131,6 +132,8 @@ func walk(t reflect.Type, prefix string, out *[]string) {
 			walk(ft, key+".", out)
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !custom(ft.Elem()):
 			walk(ft.Elem(), key+"[].", out)
+		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Struct && !custom(ft.Elem()):
+			walk(ft.Elem(), key+".*.", out)
 		default:
 			*out = append(*out, key)
 		}
