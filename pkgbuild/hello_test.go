@@ -104,15 +104,7 @@ func TestLintian(t *testing.T) {
 // upgrade does not restart them (a restart of hello.target does); removal
 // stops them.
 func TestHelloInstance(t *testing.T) {
-	testenv.NeedRoot(t)
-	testenv.NeedTools(t, "systemd-nspawn", "nsenter")
-	base := os.Getenv("APTFLEET_TESTROOT")
-	if base == "" {
-		base = "/var/cache/aptfleet/testroot/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(base, ".complete")); err != nil {
-		testenv.Skip(t, "no Debian test root at "+base+" (run `make testroot`)")
-	}
+	base := testenv.TestRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 

@@ -532,7 +532,7 @@ func TestRedisAwayNoDeployThenRecovers(t *testing.T) {
 	tb.members.n.Store(1)
 	tb.fleet.installed["i-1"] = "1.0-1"
 	tb.index.publish("1.0-1")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	a := tb.agent("i-1", slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -567,24 +567,6 @@ func TestRedisAwayNoDeployThenRecovers(t *testing.T) {
 	// The recovery is logged when the cycle that deployed ends, just after
 	// the install the wait above saw.
 	waitFor(t, "the recovery in the log", func() bool { return strings.Contains(logs.String(), "cycle recovered") })
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var _ = errors.Is

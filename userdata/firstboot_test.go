@@ -38,14 +38,8 @@ import (
 // and the puller running and recorded in Redis.
 func TestFirstBoot(t *testing.T) {
 	testenv.NeedRoot(t)
-	testenv.NeedTools(t, "systemd-nspawn", "nsenter", "redis-server", "go")
-	base := os.Getenv("APTFLEET_TESTROOT")
-	if base == "" {
-		base = "/var/cache/aptfleet/testroot/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(base, "usr/lib/systemd/systemd")); err != nil {
-		testenv.Skip(t, "no Debian root at "+base+" (run `make testroot`)")
-	}
+	testenv.NeedTools(t, "redis-server", "go")
+	base := testenv.TestRoot(t)
 	work := t.TempDir()
 
 	// The packages: hello and the puller, built from this tree.

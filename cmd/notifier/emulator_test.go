@@ -80,7 +80,7 @@ func buildLambda(t testing.TB) string {
 type emulator struct {
 	url string
 	cmd *exec.Cmd
-	log *syncBuffer
+	log *testenv.Buffer
 }
 
 // startEmulator runs aws-lambda-rie in the task directory with env as the
@@ -90,7 +90,7 @@ func startEmulator(t testing.TB, task string, env []string) *emulator {
 	testenv.NeedTools(t, "aws-lambda-rie")
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	runtimeAPI := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) // the default, 127.0.0.1:9001, is one per machine
-	e := &emulator{url: "http://" + addr + "/2015-03-31/functions/function/invocations", log: &syncBuffer{}}
+	e := &emulator{url: "http://" + addr + "/2015-03-31/functions/function/invocations", log: &testenv.Buffer{}}
 	e.cmd = exec.Command("aws-lambda-rie", "--runtime-api-address", runtimeAPI,
 		"--runtime-interface-emulator-address", addr, "./bootstrap")
 	e.cmd.Dir = task
@@ -195,23 +195,6 @@ func (e *emulator) functionLogs() []map[string]any {
 		}
 	}
 	return recs
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // lambdaEnv is the function's environment as Terraform's notifier module

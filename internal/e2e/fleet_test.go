@@ -85,14 +85,8 @@ type fleet struct {
 func newFleet(t *testing.T, ctx context.Context, nslots int, tl *timeline) *fleet {
 	t.Helper()
 	testenv.NeedRoot(t)
-	testenv.NeedTools(t, "systemd-nspawn", "nsenter", "redis-server", "haproxy", "go")
-	base := os.Getenv("APTFLEET_TESTROOT")
-	if base == "" {
-		base = "/var/cache/aptfleet/testroot/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(base, ".complete")); err != nil {
-		testenv.Skip(t, "no Debian root at "+base+" (run `make testroot`)")
-	}
+	testenv.NeedTools(t, "redis-server", "haproxy", "go")
+	base := testenv.TestRoot(t)
 	// Tests run in their package's directory, two below the module root.
 	src, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {

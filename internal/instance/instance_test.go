@@ -16,19 +16,7 @@ import (
 )
 
 // baseRoot returns the cached Debian root the instances boot, or skips.
-func baseRoot(t *testing.T) string {
-	t.Helper()
-	testenv.NeedRoot(t)
-	testenv.NeedTools(t, "systemd-nspawn", "nsenter")
-	root := os.Getenv("APTFLEET_TESTROOT")
-	if root == "" {
-		root = "/var/cache/aptfleet/testroot/bookworm"
-	}
-	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
-		testenv.Skip(t, "no Debian test root at "+root+" (run `make testroot`)")
-	}
-	return root
-}
+func baseRoot(t *testing.T) string { return testenv.TestRoot(t) }
 
 const bootUnit = `[Unit]
 Description=marks that units enabled before boot run at first boot

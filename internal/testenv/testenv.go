@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -63,4 +64,23 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// TestRoot returns the cached debootstrapped Debian root that system tests
+// boot with systemd-nspawn ($APTFLEET_TESTROOT, default
+// /var/cache/aptfleet/testroot/bookworm, made by `make testroot`), after
+// checking for root, systemd-nspawn and nsenter; it skips (or fails under
+// CI) when any is missing.
+func TestRoot(t testing.TB) string {
+	t.Helper()
+	NeedRoot(t)
+	NeedTools(t, "systemd-nspawn", "nsenter")
+	root := os.Getenv("APTFLEET_TESTROOT")
+	if root == "" {
+		root = "/var/cache/aptfleet/testroot/bookworm"
+	}
+	if _, err := os.Stat(filepath.Join(root, ".complete")); err != nil {
+		Skip(t, "no Debian test root at "+root+" (run `make testroot`)")
+	}
+	return root
 }
