@@ -20,12 +20,11 @@ import (
 
 // failoverStats is what one failover trial saw.
 type failoverStats struct {
-	acquisitions, after          int64 // leases granted, and granted after the switch
-	steps, stepsOverCap, refused int64
-	maxInStep                    int64
-	unknown                      int  // hosts holding, at the switch, a lease granted after the cut (unknown to the new server)
-	paused                       bool // a probe right after the switch found admissions paused
-	lag                          time.Duration
+	acquisitions, after int64 // leases granted, and granted after the switch
+	stepCounter
+	unknown int  // hosts holding, at the switch, a lease granted after the cut (unknown to the new server)
+	paused  bool // a probe right after the switch found admissions paused
+	lag     time.Duration
 }
 
 // TestCapHoldsThroughFailover runs randomized trials in which Redis comes back
@@ -75,7 +74,7 @@ func TestCapHoldsThroughFailover(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					st := runFailoverTrial(t, kind, capN, seed+uint64(trials)*7919)
 					t.Logf("lag %s: %d acquisitions (%d after the switch), %d steps (max %d at once, %d over the cap, %d refused), %d holders unknown to the new server, paused after the switch: %v",
-						st.lag.Round(time.Millisecond), st.acquisitions, st.after, st.steps, st.maxInStep, st.stepsOverCap, st.refused, st.unknown, st.paused)
+						st.lag.Round(time.Millisecond), st.acquisitions, st.after, st.steps, st.maxInStep, st.stepsOverCap, st.stepsRefused, st.unknown, st.paused)
 					trials++
 					steps += st.steps
 					over += st.stepsOverCap
@@ -138,32 +137,10 @@ func runFailoverTrial(t *testing.T, kind string, capN int, seed uint64) *failove
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var switched atomic.Bool
-	var stepMu sync.Mutex
-	inStep := map[string]int{}
 	var holdMu sync.Mutex
 	holding := map[string]time.Time{} // host -> when it was granted the lease it holds
 	step := func(rng *rand.Rand, l *redislock.Lease) bool {
-		if !l.Alive() {
-			atomic.AddInt64(&st.refused, 1)
-			return false
-		}
-		stepMu.Lock()
-		inStep[l.Host()] = l.Cap()
-		maxCap := 0
-		for _, c := range inStep {
-			maxCap = max(maxCap, c)
-		}
-		if len(inStep) > maxCap {
-			atomic.AddInt64(&st.stepsOverCap, 1)
-		}
-		maxInto(&st.maxInStep, int64(len(inStep)))
-		stepMu.Unlock()
-		atomic.AddInt64(&st.steps, 1)
-		time.Sleep(time.Duration(20+rng.IntN(130)) * time.Millisecond)
-		stepMu.Lock()
-		delete(inStep, l.Host())
-		stepMu.Unlock()
-		return true
+		return st.step(l, time.Duration(20+rng.IntN(130))*time.Millisecond)
 	}
 
 	proxies := make([]*proxy, hosts)

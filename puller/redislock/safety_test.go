@@ -41,9 +41,9 @@ type trial struct {
 
 // trialStats is what one trial saw.
 type trialStats struct {
-	acquisitions, samples, sampleErrors, overCap     int64
-	maxHolders, maxInStep                            int64
-	steps, stepsOverCap, stepsRefused                int64
+	acquisitions, samples, sampleErrors, overCap int64
+	maxHolders                                   int64
+	stepCounter
 	kills, stalls, expired, lost, restarts           int64
 	stalledAlive, stalledCtxLive, pausedAfterRestart int64
 }
@@ -176,30 +176,8 @@ func runTrial(t *testing.T, r *testenv.Redis, tr trial, seed uint64) *trialStats
 		}()
 	}
 
-	var stepMu sync.Mutex
-	inStep := map[string]int{} // host -> the cap it was admitted under
 	step := func(rng *rand.Rand, l *redislock.Lease) bool {
-		if !l.Alive() {
-			atomic.AddInt64(&st.stepsRefused, 1)
-			return false
-		}
-		stepMu.Lock()
-		inStep[l.Host()] = l.Cap()
-		maxCap := 0
-		for _, c := range inStep {
-			maxCap = max(maxCap, c)
-		}
-		if len(inStep) > maxCap {
-			atomic.AddInt64(&st.stepsOverCap, 1)
-		}
-		maxInto(&st.maxInStep, int64(len(inStep)))
-		stepMu.Unlock()
-		atomic.AddInt64(&st.steps, 1)
-		time.Sleep(time.Duration(1+rng.IntN(6)) * time.Millisecond)
-		stepMu.Lock()
-		delete(inStep, l.Host())
-		stepMu.Unlock()
-		return true
+		return st.step(l, time.Duration(1+rng.IntN(6))*time.Millisecond)
 	}
 	// ended records how a lease that was not released ended.
 	ended := func(l *redislock.Lease) {
@@ -305,6 +283,45 @@ func (h *countingHandler) count(substr string) int64 {
 		}
 	}
 	return n
+}
+
+// stepCounter counts the destructive steps hosts take under their leases: a
+// step runs only while its lease is alive (else it is refused), and one that
+// starts while more hosts are in a step than the largest cap among them
+// allows is over the cap.
+type stepCounter struct {
+	steps, stepsOverCap, stepsRefused, maxInStep int64
+
+	mu     sync.Mutex
+	inStep map[string]int // host -> the cap it was admitted under
+}
+
+// step takes one step of d under l, reporting whether it ran.
+func (c *stepCounter) step(l *redislock.Lease, d time.Duration) bool {
+	if !l.Alive() {
+		atomic.AddInt64(&c.stepsRefused, 1)
+		return false
+	}
+	c.mu.Lock()
+	if c.inStep == nil {
+		c.inStep = map[string]int{}
+	}
+	c.inStep[l.Host()] = l.Cap()
+	maxCap := 0
+	for _, n := range c.inStep {
+		maxCap = max(maxCap, n)
+	}
+	if len(c.inStep) > maxCap {
+		atomic.AddInt64(&c.stepsOverCap, 1)
+	}
+	maxInto(&c.maxInStep, int64(len(c.inStep)))
+	c.mu.Unlock()
+	atomic.AddInt64(&c.steps, 1)
+	time.Sleep(d)
+	c.mu.Lock()
+	delete(c.inStep, l.Host())
+	c.mu.Unlock()
+	return true
 }
 
 func maxInto(dst *int64, v int64) {
