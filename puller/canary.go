@@ -54,9 +54,10 @@ type Canaries interface {
 	// recorded); otherwise it changes nothing. server is host's name in the
 	// load balancer.
 	Join(ctx context.Context, app, env, version, host, server string, want int, ttl time.Duration) (CanaryView, error)
-	// Peek is a waiter's cheap read: the stage, and whether a place is free
-	// (so that a Join is worth making). It writes nothing.
-	Peek(ctx context.Context, app, env, version string) (stage CanaryStage, vacancy bool, err error)
+	// Peek is a waiter's cheap read: the stage, whether a place is free (so
+	// that a Join is worth making) and whether host holds one. It writes
+	// nothing.
+	Peek(ctx context.Context, app, env, version, host string) (stage CanaryStage, free, mine bool, err error)
 	// Wake delivers a value (without blocking the sender) whenever an
 	// app/env's canary stage changes or a place is freed, until ctx ends.
 	Wake(ctx context.Context, app, env string) <-chan struct{}

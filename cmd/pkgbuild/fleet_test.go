@@ -362,7 +362,7 @@ func TestFleetPromoteCanary(t *testing.T) {
 	if err != nil || !strings.Contains(out, "promoted the canary of hello/production 1.4.0-1 (was awaiting_promotion)") {
 		t.Fatalf("promote-canary: %q %v", out, err)
 	}
-	if stage, _, _ := r.st.Peek(ctx, "hello", "production", "1.4.0-1"); stage != puller.CanaryPromoted {
+	if stage, _, _, _ := r.st.Peek(ctx, "hello", "production", "1.4.0-1", "i-9"); stage != puller.CanaryPromoted {
 		t.Fatalf("stage after promote-canary: %q", stage)
 	}
 	r.refused(t, "the canary stage is already over (promoted)", "fleet", "promote-canary", "hello/production", "1.4.0-1", "--abort", "--reason", "x")

@@ -202,31 +202,33 @@ func (s *Store) Join(ctx context.Context, app, env, version, host, server string
 	return v, nil
 }
 
-// Peek reads the stage and whether a place is free, in one round trip and
-// without a script: TIME and an HMGET of the rollout, HEXISTS of the mark.
-func (s *Store) Peek(ctx context.Context, app, env, version string) (puller.CanaryStage, bool, error) {
+// Peek reads the stage, whether a place is free and whether host holds
+// one, in one round trip and without a script: TIME and an HMGET of the
+// rollout, HEXISTS of the mark.
+func (s *Store) Peek(ctx context.Context, app, env, version, host string) (puller.CanaryStage, bool, bool, error) {
 	pipe := s.rdb.Pipeline()
 	tm := pipe.Time(ctx)
-	f := pipe.HMGet(ctx, s.rolloutKey(app, env, version), "canary", "canary_want", "canary_count", "canary_expires")
+	f := pipe.HMGet(ctx, s.rolloutKey(app, env, version), "canary", "canary_want", "canary_count", "canary_expires", "canary_host:"+host)
 	broken := pipe.HExists(ctx, s.key(app, env, "broken"), version)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return "", false, fmt.Errorf("read the canary stage of %s/%s %s: %w", app, env, version, err)
+		return "", false, false, fmt.Errorf("read the canary stage of %s/%s %s: %w", app, env, version, err)
 	}
 	str := func(i int) string { x, _ := f.Val()[i].(string); return x }
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	stage := puller.CanaryStage(str(0))
 	now := tm.Val().UnixMilli()
+	mine := num(4) > now
 	switch {
 	case broken.Val():
-		return puller.CanaryFailed, false, nil
+		return puller.CanaryFailed, false, false, nil
 	case stage.Ended():
-		return stage, true, nil // unbroken since: Join starts the stage again
+		return stage, true, false, nil // unbroken since: Join starts the stage again
 	case stage == puller.CanaryNone:
-		return stage, true, nil
+		return stage, true, false, nil
 	case stage == puller.CanaryRunning:
-		return stage, num(2) < num(1) || num(3) <= now, nil
+		return stage, num(2) < num(1) || num(3) <= now, mine, nil
 	}
-	return stage, false, nil
+	return stage, false, mine, nil
 }
 
 // Wake subscribes to app/env's canary channel.

@@ -57,8 +57,11 @@ func TestCanaryPlaces(t *testing.T) {
 	if len(canaries) != 2 {
 		t.Fatalf("canaries %v, want 2", canaries)
 	}
-	if stage, vacancy, err := s.Peek(ctx, app, env, v); err != nil || stage != puller.CanaryRunning || vacancy {
+	if stage, vacancy, _, err := s.Peek(ctx, app, env, v, "i-99"); err != nil || stage != puller.CanaryRunning || vacancy {
 		t.Fatalf("Peek = %q, vacancy %v, %v; want a full running stage", stage, vacancy, err)
+	}
+	if _, free, mine, _ := s.Peek(ctx, app, env, v, canaries[0]); free || !mine {
+		t.Fatalf("Peek by the canary %s: free %v, mine %v", canaries[0], free, mine)
 	}
 	// A canary joining again keeps its place (New false).
 	if cv, err := s.Join(ctx, app, env, v, canaries[0], "srv-"+canaries[0], 2, ttl); err != nil || !cv.Canary || cv.New {
@@ -72,7 +75,7 @@ func TestCanaryPlaces(t *testing.T) {
 		}
 		time.Sleep(ttl / 4)
 	}
-	if _, vacancy, _ := s.Peek(ctx, app, env, v); !vacancy {
+	if _, vacancy, _, _ := s.Peek(ctx, app, env, v, "i-99"); !vacancy {
 		t.Fatal("Peek shows no free place after a canary stopped renewing")
 	}
 	var rest []string
@@ -111,7 +114,7 @@ func TestCanaryPlaces(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no wake after the pass")
 	}
-	if stage, vacancy, _ := s.Peek(ctx, app, env, v); !stage.Open() || vacancy {
+	if stage, vacancy, _, _ := s.Peek(ctx, app, env, v, "i-99"); !stage.Open() || vacancy {
 		t.Fatalf("Peek after the pass = %q, %v", stage, vacancy)
 	}
 	if cv, _ := s.Join(ctx, app, env, v, rest[5], "", 2, ttl); cv.Canary || !cv.Stage.Open() {
@@ -148,7 +151,7 @@ func TestCanaryPromoteAbort(t *testing.T) {
 	if stage, _, _ := s.Pass(ctx, app, env, "1.0", "i-1", "analysis passed", true); stage != puller.CanaryAwaiting {
 		t.Fatalf("manual pass: stage %q", stage)
 	}
-	if stage, vacancy, _ := s.Peek(ctx, app, env, "1.0"); stage != puller.CanaryAwaiting || vacancy {
+	if stage, vacancy, _, _ := s.Peek(ctx, app, env, "1.0", "i-99"); stage != puller.CanaryAwaiting || vacancy {
 		t.Fatalf("Peek while awaiting = %q, %v", stage, vacancy)
 	}
 	raw, _ := s.ReadRaw(ctx, app, env)
@@ -183,7 +186,7 @@ func TestCanaryPromoteAbort(t *testing.T) {
 	if _, err := s.Unbreak(ctx, app, env, "2.0", op(event.Unbroken, "2.0")); err != nil {
 		t.Fatal(err)
 	}
-	if stage, vacancy, _ := s.Peek(ctx, app, env, "2.0"); !vacancy {
+	if stage, vacancy, _, _ := s.Peek(ctx, app, env, "2.0", "i-99"); !vacancy {
 		t.Errorf("Peek after unbreak = %q, no vacancy", stage)
 	}
 	if cv, _ := s.Join(ctx, app, env, "2.0", "i-2", "", 1, ttl); !cv.Canary || cv.Stage != puller.CanaryRunning {
