@@ -30,7 +30,7 @@ func TestAptAcceptsTheRepository(t *testing.T) {
 	f.publish("staging", f.deb("hello", "1.0-1"), f.deb("hello", "1.2-1"), f.deb("hello-doc", "1.2-1"))
 	url := f.serve()
 
-	apt := repotest.NewApt(t, url, "staging", f.key.Keyring)
+	apt := testenv.NewApt(t, url, "staging", f.key.Keyring)
 	if out, err := apt.Update(ctx); err != nil {
 		t.Fatalf("apt-get update: %v\n%s", err, out)
 	}
@@ -66,7 +66,7 @@ func TestAptAcceptsTheRepository(t *testing.T) {
 
 	t.Run("wrong key", func(t *testing.T) {
 		other := repotest.NewKey(t, t.TempDir(), "")
-		apt := repotest.NewApt(t, url, "staging", other.Keyring)
+		apt := testenv.NewApt(t, url, "staging", other.Keyring)
 		out, err := apt.Update(ctx)
 		if err == nil || !strings.Contains(out, "NO_PUBKEY") && !strings.Contains(out, "not signed") {
 			t.Fatalf("apt-get update with the wrong key: err %v\n%s", err, out)
@@ -95,7 +95,7 @@ func TestAptAcceptsTheRepository(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		apt := repotest.NewApt(t, url, "staging", f.key.Keyring)
+		apt := testenv.NewApt(t, url, "staging", f.key.Keyring)
 		out, err := apt.Update(ctx)
 		if err == nil || !strings.Contains(out, "Hash Sum mismatch") && !strings.Contains(out, "File has unexpected size") {
 			t.Fatalf("apt-get update of a tampered index: err %v\n%s", err, out)

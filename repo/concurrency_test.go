@@ -87,7 +87,7 @@ func TestAptUpdateDuringPublishes(t *testing.T) {
 	for i := 0; i < total; i++ {
 		paths = append(paths, f.deb("hello", fmt.Sprintf("1.%d-1", i)))
 	}
-	apt := repotest.NewApt(t, f.serve(), "staging", f.key.Keyring)
+	apt := testenv.NewApt(t, f.serve(), "staging", f.key.Keyring)
 	ctx := context.Background()
 
 	var published atomic.Int64
@@ -221,7 +221,7 @@ func TestPublisherKilled(t *testing.T) {
 				t.Fatalf("after the crash: %v", err)
 			}
 			if haveApt {
-				apt := repotest.NewApt(t, f.serve(), "staging", f.key.Keyring)
+				apt := testenv.NewApt(t, f.serve(), "staging", f.key.Keyring)
 				if out, err := apt.Update(ctx); err != nil {
 					t.Fatalf("apt-get update after the crash: %v\n%s", err, out)
 				}

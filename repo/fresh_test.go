@@ -54,7 +54,7 @@ func putObjects(t *testing.T, s repo.Store, objs map[string][]byte, from, to str
 
 func release(t *testing.T, r *repo.Repo, dist string) *repo.Release {
 	t.Helper()
-	d, err := (&repo.Reader{Store: r.Store, Keyring: r.Signer.Keyring()}).Dist(context.Background(), dist)
+	d, err := (&repo.Reader{Store: r.Store, Keyring: r.Signer.Keyring(), Now: r.Now}).Dist(context.Background(), dist)
 	if err != nil {
 		t.Fatalf("read %s: %v", dist, err)
 	}
@@ -195,7 +195,7 @@ func TestAptHonoursValidUntil(t *testing.T) {
 	f.repo.Now = func() time.Time { return past }
 	f.repo.Config.ValidFor = time.Hour // expired two hours ago
 	f.publish("production", f.deb("hello", "1.0-1"))
-	apt := repotest.NewApt(t, url, "production", f.key.Keyring)
+	apt := testenv.NewApt(t, url, "production", f.key.Keyring)
 	out, err := apt.Update(ctx)
 	if err == nil || !strings.Contains(out, "expired") {
 		t.Fatalf("apt-get update of an expired dist: err %v\n%s", err, out)

@@ -109,7 +109,7 @@ func TestOnS3(t *testing.T) {
 			t.Fatal(err)
 		}
 		for dist, want := range map[string]string{"staging": "hello_1.0-1_amd64.deb", "production": "hello_2.0-1_amd64.deb"} {
-			apt := repotest.NewApt(t, srv.ObjectURL("apt/hello/"), dist, key.Keyring)
+			apt := testenv.NewApt(t, srv.ObjectURL("apt/hello/"), dist, key.Keyring)
 			if out, err := apt.Update(ctx); err != nil {
 				t.Fatalf("%s: apt-get update: %v\n%s", dist, err, out)
 			}

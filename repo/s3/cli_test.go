@@ -96,14 +96,14 @@ func TestCLIRoundTripVersitygw(t *testing.T) {
 		{"staging", "hello_1.1-1_amd64.deb", v2},
 	} {
 		t.Run("apt "+tt.dist, func(t *testing.T) {
-			a := newApt(t, "deb [signed-by="+key.Keyring+"] "+base+" "+tt.dist+" main")
-			if out, err := a.run("--error-on=any", "update"); err != nil {
+			a := testenv.NewAptSource(t, "deb [signed-by="+key.Keyring+"] "+base+" "+tt.dist+" main")
+			if out, err := a.Run(t.Context(), "--error-on=any", "update"); err != nil {
 				t.Fatalf("apt-get update: %v\n%s", err, out)
 			}
-			if out, err := a.run("download", "hello"); err != nil {
+			if out, err := a.Run(t.Context(), "download", "hello"); err != nil {
 				t.Fatalf("apt-get download: %v\n%s", err, out)
 			}
-			got := filepath.Join(a.dir, "work", tt.want)
+			got := a.Downloaded(tt.want)
 			if sha(t, got) != sha(t, tt.deb) {
 				t.Errorf("apt downloaded %s with other bytes than were published", tt.want)
 			}
@@ -111,8 +111,8 @@ func TestCLIRoundTripVersitygw(t *testing.T) {
 	}
 
 	t.Run("apt refuses the wrong key", func(t *testing.T) {
-		a := newApt(t, "deb [signed-by="+other.Keyring+"] "+base+" production main")
-		out, err := a.run("--error-on=any", "update")
+		a := testenv.NewAptSource(t, "deb [signed-by="+other.Keyring+"] "+base+" production main")
+		out, err := a.Run(t.Context(), "--error-on=any", "update")
 		if err == nil {
 			t.Fatalf("apt-get update accepted a repository signed by another key:\n%s", out)
 		}

@@ -1,6 +1,6 @@
 // Package repotest builds what the repository's tests need besides .deb
-// files (internal/testenv/debs builds those): signing keys, and an isolated
-// apt-get that reads a repository served over HTTP.
+// files (internal/testenv/debs builds those) and an isolated apt-get
+// (internal/testenv.Apt): signing keys.
 package repotest
 
 import (

@@ -1,4 +1,4 @@
-package repotest
+package testenv
 
 import (
 	"context"
@@ -18,17 +18,25 @@ type Apt struct {
 }
 
 // NewApt configures an apt that reads "deb [signed-by=keyring] url dist
-// main". Callers check for apt-get first (testenv.NeedTools).
+// main", after checking for apt-get and root (apt's download sandbox user
+// is root here).
 func NewApt(t testing.TB, url, dist, keyring string) *Apt {
 	t.Helper()
+	return NewAptSource(t, fmt.Sprintf("deb [signed-by=%s] %s %s main", keyring, url, dist))
+}
+
+// NewAptSource configures an apt that reads the one source line given.
+func NewAptSource(t testing.TB, source string) *Apt {
+	t.Helper()
+	NeedTools(t, "apt-get")
+	NeedRoot(t)
 	d := t.TempDir()
 	for _, sub := range []string{"parts", "sparts", "lists/partial", "cache/archives/partial", "download"} {
 		if err := os.MkdirAll(filepath.Join(d, sub), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	line := fmt.Sprintf("deb [signed-by=%s] %s %s main\n", keyring, url, dist)
-	if err := os.WriteFile(filepath.Join(d, "sources.list"), []byte(line), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(d, "sources.list"), []byte(source+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(d, "status"), nil, 0o644); err != nil {
@@ -37,9 +45,10 @@ func NewApt(t testing.TB, url, dist, keyring string) *Apt {
 	return &Apt{Dir: d}
 }
 
-// Run runs apt-get with args and the confining options, in the download
-// directory; it returns the combined output.
-func (a *Apt) Run(ctx context.Context, args ...string) (string, error) {
+// Args returns apt-get's arguments: the confining options, then args. A
+// caller that runs apt-get its own way (through a wrapper that sets up an
+// apt method) passes these.
+func (a *Apt) Args(args ...string) []string {
 	opts := []string{
 		"-o", "Dir::Etc::main=/dev/null",
 		"-o", "Dir::Etc::parts=" + filepath.Join(a.Dir, "parts"),
@@ -49,6 +58,7 @@ func (a *Apt) Run(ctx context.Context, args ...string) (string, error) {
 		"-o", "Dir::State::status=" + filepath.Join(a.Dir, "status"),
 		"-o", "Dir::Cache=" + filepath.Join(a.Dir, "cache"),
 		"-o", "APT::Sandbox::User=root",
+		"-o", "APT::Architecture=amd64",
 		"-o", "Acquire::Retries=0",
 		"-o", "Debug::NoLocking=1",
 		// apt's defaults, stated because the machine's own
@@ -59,11 +69,22 @@ func (a *Apt) Run(ctx context.Context, args ...string) (string, error) {
 		"-o", "Acquire::Check-Date=true",
 		"-q",
 	}
+	return append(opts, args...)
+}
+
+// Run runs apt-get with args and the confining options, in the download
+// directory; it returns the combined output.
+func (a *Apt) Run(ctx context.Context, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "apt-get", append(opts, args...)...)
+	return a.RunCmd(exec.CommandContext(ctx, "apt-get", a.Args(args...)...))
+}
+
+// RunCmd runs cmd, an apt-get given a.Args, in the download directory, and
+// returns its combined output.
+func (a *Apt) RunCmd(cmd *exec.Cmd) (string, error) {
 	cmd.Dir = filepath.Join(a.Dir, "download")
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
+	cmd.Env = append(cmd.Environ(), "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
