@@ -127,6 +127,45 @@ func TestRedisRoles(t *testing.T) {
 			t.Fatalf("%s runs %s after the resume, want 1.3-1", h, v)
 		}
 	}
+	// A canary stage, the instances' side: places taken, renewed, ready,
+	// given up, the stage passed; another version's stage failed.
+	wctx, stopWake := context.WithCancel(ctx)
+	defer stopWake()
+	wake := tb.state.Wake(wctx, "hello", "staging")
+	for _, h := range hosts[:2] {
+		if v, err := tb.state.Join(ctx, "hello", "staging", "1.4-1", h, "srv-"+h, 2, time.Minute); err != nil || !v.Canary {
+			t.Fatalf("canary: %s joins: %+v %v", h, v, err)
+		}
+	}
+	if _, _, err := tb.state.Peek(ctx, "hello", "staging", "1.4-1"); err != nil {
+		t.Fatalf("canary: peek: %v", err)
+	}
+	if _, err := tb.state.Renew(ctx, "hello", "staging", "1.4-1", hosts[0], time.Minute); err != nil {
+		t.Fatalf("canary: renew: %v", err)
+	}
+	if _, err := tb.state.Ready(ctx, "hello", "staging", "1.4-1", hosts[0]); err != nil {
+		t.Fatalf("canary: ready: %v", err)
+	}
+	if err := tb.state.Leave(ctx, "hello", "staging", "1.4-1", hosts[1]); err != nil {
+		t.Fatalf("canary: leave: %v", err)
+	}
+	if stage, _, err := tb.state.Pass(ctx, "hello", "staging", "1.4-1", hosts[0], "analysis passed", false); err != nil || stage != puller.CanaryPassed {
+		t.Fatalf("canary: pass: %s %v", stage, err)
+	}
+	select {
+	case <-wake:
+	case <-time.After(5 * time.Second):
+		t.Fatal("canary: no wake-up on the stage's channel")
+	}
+	if _, _, err := tb.state.CanaryStageOf(ctx, "hello", "staging", "1.4-1"); err != nil {
+		t.Fatalf("canary: stage: %v", err)
+	}
+	if _, err := tb.state.Join(ctx, "hello", "staging", "1.5-1", hosts[2], "", 1, time.Minute); err != nil {
+		t.Fatalf("canary: join 1.5-1: %v", err)
+	}
+	if _, err := tb.state.Fail(ctx, "hello", "staging", "1.5-1", hosts[2], "health check: 503"); err != nil {
+		t.Fatalf("canary: fail: %v", err)
+	}
 	if st, err := tb.state.Status(ctx, "hello", "staging", 0); err != nil || len(st.Hosts) != 3 {
 		t.Fatalf("status as the instance: %+v %v", st, err)
 	}
@@ -203,7 +242,8 @@ func checkRolesDocumented(t *testing.T, roles map[string]testenv.RedisRole) {
 			t.Errorf("docs/redis.md: role %s's user is %q, the roles file says %q", name, got, r.UserName)
 		}
 		if got := strings.Trim(strings.TrimSpace(row[2]), "`"); got != r.AccessString {
-			t.Errorf("docs/redis.md: role %s's ACL string is\n%s\nthe roles file renders\n%s", name, got, r.AccessString)
+			t.Errorf("docs/redis.md: role %s's ACL string is\n%s\nthe roles file renders\n%s\nthe row should read:\n| `%s` | `%s` | %s | `%s` |",
+				name, got, r.AccessString, name, r.UserName, r.About, r.AccessString)
 		}
 	}
 }

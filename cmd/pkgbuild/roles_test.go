@@ -53,6 +53,14 @@ func TestRedisRolesCLI(t *testing.T) {
 	op("resume", "hello/production", "--actor", "alice")
 	op("unbreak", "hello/staging", "1.5.0-1", "--reason", "roles", "--actor", "alice")
 	op("forget", "hello/production", "i-3", "--actor", "alice")
+	if _, err := rig.st.Join(ctx, "hello", "production", "1.4.0-1", "i-2", "", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	op("promote-canary", "hello/production", "1.4.0-1", "--reason", "roles", "--actor", "alice")
+	if _, err := rig.st.Join(ctx, "hello", "production", "1.6.0-1", "i-1", "", 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	op("promote-canary", "hello/production", "1.6.0-1", "--abort", "--reason", "roles", "--actor", "alice")
 	if out := op("history", "hello/production"); !strings.Contains(out, "forgot host i-3") {
 		t.Fatalf("operator: history lacks the forget:\n%s", out)
 	}
