@@ -137,7 +137,7 @@ func TestRedisRoles(t *testing.T) {
 			t.Fatalf("canary: %s joins: %+v %v", h, v, err)
 		}
 	}
-	if _, _, err := tb.state.Peek(ctx, "hello", "staging", "1.4-1"); err != nil {
+	if _, _, _, err := tb.state.Peek(ctx, "hello", "staging", "1.4-1", hosts[0]); err != nil {
 		t.Fatalf("canary: peek: %v", err)
 	}
 	if _, err := tb.state.Renew(ctx, "hello", "staging", "1.4-1", hosts[0], time.Minute); err != nil {
