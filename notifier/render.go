@@ -311,6 +311,9 @@ func (r renderer) deploy(d *event.Deploy) card {
 	case event.Failed:
 		c.title, c.color = ":x: "+app+" "+version+" ("+env+") failed on "+host, colorDanger
 		summary = fmt.Sprintf("%s %s (%s) failed on %s", app, version, env, host)
+	case event.HostFailed:
+		c.title, c.color = ":wrench: "+host+" quarantined: it could not deploy "+app+" "+version+" ("+env+")", colorWarning
+		summary = fmt.Sprintf("Host %s could not deploy %s %s (%s) because of its own fault; the release is not marked broken, the rollout goes on without it, and it retries later", host, app, version, env)
 	case event.RolledBack:
 		back := "the previous version"
 		if d.Previous != "" {

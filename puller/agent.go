@@ -40,10 +40,17 @@ type Deps struct {
 
 // Errors of a cycle that callers may branch on.
 var (
-	// ErrDeployFailed: the new version failed on this host; it was marked broken and rolled back.
+	// ErrDeployFailed: the new version failed on this host (a release
+	// failure); it was rolled back, and counted toward branding it broken.
 	ErrDeployFailed = errors.New("puller: deploy failed")
+	// ErrHostFault: a step failed because of this host, not the release; the
+	// host was rolled back if it changed, left the rollout and is
+	// quarantined until its retry time. No version was marked.
+	ErrHostFault = errors.New("puller: host fault")
 	// errTargetBroken: the target was marked broken by another host while waiting.
 	errTargetBroken = errors.New("puller: target version marked broken")
+	// errHeld: a hold (a pause) was set while the host waited for a slot.
+	errHeld = errors.New("puller: held")
 )
 
 // Agent keeps a host's apps at their newest good version.
@@ -75,6 +82,15 @@ type appRun struct {
 	// validateOutput is the output of the validate hook that failed the
 	// latest move, for its failed event ("" otherwise).
 	validateOutput string
+	quarantine     *quarantine
+}
+
+// quarantine is a host's memory of its own fault: it starts no deploy of the
+// app before until.
+type quarantine struct {
+	version, reason string
+	until           time.Time
+	failures        int // host faults in a row: the wait doubles with each
 }
 
 // New returns an agent for cfg (validated, apps defaulted) running as host.
@@ -239,7 +255,7 @@ func (a *Agent) report(ar *appRun, err error) {
 		}
 		return
 	}
-	if errors.Is(err, ErrDeployFailed) {
+	if errors.Is(err, ErrDeployFailed) || errors.Is(err, ErrHostFault) {
 		ar.lastErr = ""
 		return // logged as events already
 	}
@@ -263,8 +279,10 @@ func (a *Agent) Once(ctx context.Context) error {
 	return first
 }
 
-// Bootstrap installs every app's target version without a lock (the host takes
-// no traffic yet), skipping broken versions, then restarts and health-checks.
+// Bootstrap installs every app's target version without a lock (the host
+// takes no traffic yet), then restarts and health-checks. Broken marks only
+// make it skip versions, each logged with its reason; pauses do not apply.
+// It fails only when a step fails on this host.
 func (a *Agent) Bootstrap(ctx context.Context) error {
 	for _, ar := range a.apps {
 		if err := a.bootstrap(ctx, ar); err != nil {
@@ -279,36 +297,42 @@ func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 	if err != nil {
 		return err
 	}
-	target, current, err := a.target(ctx, ar)
+	d, err := a.decide(ctx, ar, false)
 	if err != nil {
 		return err
 	}
-	if target == "" {
-		return fmt.Errorf("no installable version of %s in %s", ar.Name, ar.Dist)
+	for _, sk := range d.Skipped {
+		a.log.Warn("bootstrap skips a version", "app", ar.Name, "env", ar.Env, "version", sk.Version, "reason", sk.Reason)
 	}
-	if target != current {
-		if err := a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateBootstrap); err != nil {
-			return err // before the first step: fatal (see record)
+	if !d.Moves() {
+		ar.etag = etag
+		rec := HostRecord{Version: ar.current, State: StateOK}
+		if d.Action == ActionNone {
+			a.log.Warn("bootstrap installs nothing", "app", ar.Name, "env", ar.Env, "reason", d.Next)
+			rec.State, rec.Reason = StateHeld, d.Next
 		}
-		start := a.now()
-		a.emit(ctx, ar, event.Started, target, current, "", 0)
-		if err := a.move(ctx, ar, target, nil); err != nil {
-			a.metrics.failures.WithLabelValues(ar.Name, ar.Env).Inc()
-			a.emit(ctx, ar, event.Failed, target, current, err.Error(), a.now().Sub(start))
-			var se *stepError
-			if errors.As(err, &se) {
-				return fmt.Errorf("%s %s: %w", se.step, target, se.err)
-			}
+		return a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, rec)
+	}
+	current, target := ar.current, d.Target
+	a.log.Info("bootstrap installs", "app", ar.Name, "env", ar.Env, "version", target, "newest", d.Newest)
+	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, HostRecord{Version: current, Target: target, State: StateBootstrap}); err != nil {
+		return err // before the first step: fatal (see record)
+	}
+	start := a.now()
+	a.emit(ctx, ar, event.Started, target, current, "", 0)
+	if err := a.move(ctx, ar, target, nil); err != nil {
+		var se *stepError
+		if !errors.As(err, &se) {
 			return err
 		}
-		a.emit(ctx, ar, event.Succeeded, target, current, "", a.now().Sub(start))
-		a.setCurrent(ar, target)
-		ar.etag = etag
-		a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateOK))
-		return nil
+		return a.fail(ctx, ar, current, target, attribute(se, current), start, true)
 	}
+	ar.quarantine = nil
+	a.emit(ctx, ar, event.Succeeded, target, current, "", a.now().Sub(start))
+	a.setCurrent(ar, target)
 	ar.etag = etag
-	return a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, target, StateOK)
+	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, HostRecord{Version: target, State: StateOK}))
+	return nil
 }
 
 // A step is one stage of moving a host to a version.
@@ -325,10 +349,10 @@ type step struct {
 // (see deploy); bootstrap takes no traffic yet, and a rollback runs drained.
 func (a *Agent) pipeline() []step {
 	return []step{
-		{"install", func(ctx context.Context, ar *appRun, v string) error { return ar.Installer.Install(ctx, ar.Name, v) }},
-		{"restart", func(ctx context.Context, ar *appRun, v string) error { return ar.Restarter.Restart(ctx, ar.Name) }},
-		{"validate", func(ctx context.Context, ar *appRun, v string) error { return a.validate(ctx, ar, v) }},
-		{"health check", func(ctx context.Context, ar *appRun, v string) error { return ar.check(ctx) }},
+		{StepInstall, func(ctx context.Context, ar *appRun, v string) error { return ar.Installer.Install(ctx, ar.Name, v) }},
+		{StepRestart, func(ctx context.Context, ar *appRun, v string) error { return ar.Restarter.Restart(ctx, ar.Name) }},
+		{StepValidate, func(ctx context.Context, ar *appRun, v string) error { return a.validate(ctx, ar, v) }},
+		{StepHealth, func(ctx context.Context, ar *appRun, v string) error { return ar.check(ctx) }},
 	}
 }
 
@@ -390,12 +414,12 @@ func (a *Agent) record(ctx context.Context, ar *appRun, what string, err error) 
 	}
 }
 
-// restingState is the state of a host with nothing to deploy.
-func (a *Agent) restingState(ar *appRun) HostState {
+// resting is the record of a host with nothing to deploy.
+func (a *Agent) resting(ar *appRun) HostRecord {
 	if ar.unhealthy {
-		return StateFailed
+		return HostRecord{Version: ar.current, State: StateFailed, Reason: "unhealthy after a failed rollback"}
 	}
-	return StateOK
+	return HostRecord{Version: ar.current, State: StateOK}
 }
 
 func (ar *appRun) check(ctx context.Context) error {
@@ -405,33 +429,69 @@ func (ar *appRun) check(ctx context.Context) error {
 	return ar.Checker.Check(ctx)
 }
 
-// target returns the highest version of ar in its dist not marked broken, and
-// the installed version.
-func (a *Agent) target(ctx context.Context, ar *appRun) (target, current string, err error) {
+// decide gathers ar's situation (the signed index, the broken marks, the
+// installed version and, with holds, the pause and this host's quarantine)
+// and applies Decide.
+func (a *Agent) decide(ctx context.Context, ar *appRun, holds bool) (Decision, error) {
+	s, err := a.situation(ctx, ar, holds)
+	if err != nil {
+		return Decision{}, err
+	}
+	return Decide(s, a.deps.Compare), nil
+}
+
+func (a *Agent) situation(ctx context.Context, ar *appRun, holds bool) (Situation, error) {
 	versions, err := ar.Index.Versions(ctx, ar.Dist, ar.Name)
 	if err != nil {
-		return "", "", err
+		return Situation{}, err
 	}
 	broken, err := a.deps.State.Broken(ctx, ar.Name, ar.Env)
 	if err != nil {
-		return "", "", err
-	}
-	for _, v := range versions {
-		if _, bad := broken[v]; bad {
-			continue
-		}
-		if target == "" || a.deps.Compare(v, target) > 0 {
-			target = v
-		}
+		return Situation{}, err
 	}
 	if !ar.known {
 		cur, err := ar.Installer.Installed(ctx, ar.Name)
 		if err != nil {
-			return "", "", fmt.Errorf("installed version of %s: %w", ar.Name, err)
+			return Situation{}, fmt.Errorf("installed version of %s: %w", ar.Name, err)
 		}
 		a.setCurrent(ar, cur)
 	}
-	return target, ar.current, nil
+	s := Situation{Running: ar.current, Index: versions, Broken: broken}
+	if holds {
+		if s.Holds, err = a.holds(ctx, ar); err != nil {
+			return Situation{}, err
+		}
+	}
+	return s, nil
+}
+
+// holds lists what keeps this host from starting a deploy of ar now: its
+// own quarantine and the app/env's pause.
+func (a *Agent) holds(ctx context.Context, ar *appRun) ([]Hold, error) {
+	var hs []Hold
+	if q := ar.quarantine; q != nil && a.now().Before(q.until) {
+		hs = append(hs, Hold{Kind: HoldQuarantine, Reason: q.reason, Until: q.until})
+	}
+	p, err := a.deps.State.Paused(ctx, ar.Name, ar.Env)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		hs = append(hs, pauseHold(p))
+	}
+	return hs, nil
+}
+
+func pauseHold(p *Pause) Hold {
+	who := p.Actor
+	if who == "" {
+		who = "an operator"
+	}
+	reason := "by " + who
+	if p.Reason != "" {
+		reason += ": " + p.Reason
+	}
+	return Hold{Kind: HoldPause, Reason: reason}
 }
 
 func (a *Agent) setCurrent(ar *appRun, v string) {
@@ -467,31 +527,50 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		return a.rest(ctx, ar, ar.current)
 	}
 	for attempt := 0; ; attempt++ {
-		target, current, err := a.target(ctx, ar)
+		d, err := a.decide(ctx, ar, true)
 		if err != nil {
 			a.reportStale(ctx, ar, err)
 			return err
 		}
-		if target == "" || target == current {
+		if !d.Moves() {
 			ar.etag = etag
-			return a.rest(ctx, ar, current)
+			return a.rest(ctx, ar, ar.current)
 		}
-		err = a.deploy(ctx, ar, current, target)
+		if len(d.Held) > 0 {
+			// The index stays unhandled (etag kept), so every tick decides
+			// again and the host starts once the hold lifts.
+			return a.hold(ctx, ar, d)
+		}
+		err = a.deploy(ctx, ar, ar.current, d.Target)
 		switch {
-		case errors.Is(err, errTargetBroken) && attempt < 3:
-			a.log.Info("target marked broken by another host; choosing again", "app", ar.Name, "env", ar.Env, "version", target)
+		case (errors.Is(err, errTargetBroken) || errors.Is(err, errHeld)) && attempt < 3:
+			a.log.Info("target marked broken or app paused while waiting; deciding again", "app", ar.Name, "env", ar.Env, "version", d.Target, "why", err)
 			continue
 		case err == nil || errors.Is(err, ErrDeployFailed):
-			ar.etag = etag // this index is handled; a failed version is broken now
+			ar.etag = etag // this index is handled
 		}
 		return err
 	}
 }
 
+// hold records a host whose move is due but held: quarantined after its own
+// fault (state failed, with its retry time), or paused (state held).
+func (a *Agent) hold(ctx context.Context, ar *appRun, d Decision) error {
+	rec := HostRecord{Version: ar.current, Target: d.Target, State: StateHeld, Reason: d.Held[0].String()}
+	if q := ar.quarantine; q != nil && d.Held[0].Kind == HoldQuarantine {
+		rec.State, rec.Reason, rec.RetryAt = StateFailed, q.reason, q.until
+	}
+	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, rec); err != nil {
+		return err
+	}
+	_, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env)
+	return err
+}
+
 // rest records a host with nothing to deploy and arms the app/env's
 // semaphore guard.
 func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
-	if err := a.deps.State.SetHost(ctx, ar.Name, ar.Env, a.host, current, a.restingState(ar)); err != nil {
+	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, a.resting(ar)); err != nil {
 		return err
 	}
 	if _, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env); err != nil {
@@ -503,7 +582,7 @@ func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
 // deploy moves ar from current to target under a deploy slot.
 func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) error {
 	app, env := ar.Name, ar.Env
-	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, StateWaiting); err != nil {
+	if err := a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateWaiting}); err != nil {
 		return err // Redis is away: no deploy starts
 	}
 	if err := a.deps.State.StartRollout(ctx, app, env, target, a.deps.Members.Alive(app, env)); err != nil {
@@ -523,9 +602,14 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 	} else if b != nil {
 		return errTargetBroken
 	}
+	if p, err := a.deps.State.Paused(ctx, app, env); err != nil {
+		return err
+	} else if p != nil {
+		return errHeld // paused while this host waited: it starts nothing
+	}
 	start := a.now()
 	a.emit(ctx, ar, event.Started, target, current, "", 0)
-	if err := a.deps.State.SetHost(ctx, app, env, a.host, current, StateDeploying); err != nil {
+	if err := a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateDeploying}); err != nil {
 		return err
 	}
 	// Every destructive step starts only under a live lease; a lost lease is
@@ -550,8 +634,7 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 		}
 		ar.needRestore = true
 		if err := ar.Drainer.Drain(ctx); err != nil {
-			a.restore(ctx, ar)
-			return fmt.Errorf("drain: %w", err)
+			return a.fail(ctx, ar, current, target, attribute(&stepError{step: StepDrain, err: err}, current), start, false)
 		}
 	}
 	if err := a.move(ctx, ar, target, guard); err != nil {
@@ -562,14 +645,14 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s %s: %w", se.step, target, ctx.Err())
 		}
-		return a.fail(ctx, ar, current, target, se.Error(), start)
+		return a.fail(ctx, ar, current, target, attribute(se, current), start, false)
 	}
-	ar.unhealthy = false
+	ar.unhealthy, ar.quarantine = false, nil
 	a.restore(ctx, ar)
 	a.setCurrent(ar, target)
 	d := a.now().Sub(start)
 	a.metrics.duration.WithLabelValues(app, env, "succeeded").Observe(d.Seconds())
-	a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateOK))
+	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: target, State: StateOK}))
 	r, err := a.deps.State.FinishHost(ctx, app, env, target, true)
 	a.record(ctx, ar, "rollout", err)
 	a.emitProgress(ctx, ar, event.Succeeded, target, current, "", d, r)
@@ -586,11 +669,12 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, 
 	defer cancel(nil)
 	var mu sync.Mutex // req is also called from the lease's renewal goroutine
 	var lastCheck time.Time
+	var doubt bool
 	req := func() LockRequest {
 		// A waiter attempts at every poll and when a release wakes it;
-		// reading the broken mark at most once per poll interval keeps the
-		// attempts cheap. A host that is admitted reads the mark again
-		// before its first step.
+		// reading the broken mark, the pause and the rollout at most once
+		// per poll interval keeps the attempts cheap. A host that is
+		// admitted reads the mark and the pause again before its first step.
 		mu.Lock()
 		now := a.now()
 		due := now.Sub(lastCheck) >= a.cfg.LockPoll
@@ -602,20 +686,29 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, 
 			if b, err := a.deps.State.IsBroken(actx, app, env, target); err == nil && b != nil {
 				cancel(errTargetBroken)
 			}
+			if p, err := a.deps.State.Paused(actx, app, env); err == nil && p != nil {
+				cancel(errHeld)
+			}
+			if r, err := a.deps.State.Rollout(actx, app, env, target); err == nil {
+				mu.Lock()
+				doubt = Doubtful(r, a.cfg.BrokenAfter, false)
+				mu.Unlock()
+			}
 		}
-		return LockRequest{
-			Key:         app + ":" + env,
-			Host:        a.host,
-			Cap:         capFor(a.cfg.Fraction, a.deps.Members.Alive(app, env)),
-			SmallestCap: true,
+		c := capFor(a.cfg.Fraction, a.deps.Members.Alive(app, env))
+		mu.Lock()
+		if doubt {
+			c = 1 // a release failure is in doubt: risk one host at a time
 		}
+		mu.Unlock()
+		return LockRequest{Key: app + ":" + env, Host: a.host, Cap: c, SmallestCap: true}
 	}
 	start := a.now()
 	lease, err := a.deps.Lock.Acquire(actx, req)
 	a.metrics.lockWait.WithLabelValues(app, env).Observe(a.now().Sub(start).Seconds())
 	if err != nil {
-		if errors.Is(context.Cause(actx), errTargetBroken) {
-			return nil, errTargetBroken
+		if c := context.Cause(actx); errors.Is(c, errTargetBroken) || errors.Is(c, errHeld) {
+			return nil, c
 		}
 		return nil, fmt.Errorf("wait for a deploy slot: %w", err)
 	}
@@ -634,39 +727,101 @@ func (a *Agent) restore(ctx context.Context, ar *appRun) {
 	ar.needRestore = false
 }
 
-// fail handles a failed step: mark target broken (so every other host stops),
-// go back to current through the same pipeline, count the failure, and report.
-func (a *Agent) fail(ctx context.Context, ar *appRun, current, target, reason string, start time.Time) error {
+// attribute classifies a failed step (see Attribute): an install failure
+// the installer did not attribute is the release's on a host that runs a
+// version of the package already (dpkg worked here before).
+func attribute(se *stepError, current string) failure {
+	f, kind := Attribute(se.step, se.err, current != "")
+	return failure{step: se.step, err: se.err, fault: f, kind: kind}
+}
+
+// fail is the one failure path, for a deploy and for bootstrap. It reports
+// the failure, then:
+//
+//   - goes back to current through the same pipeline when the failed step
+//     changed the host (a drain that failed, or an install that left the
+//     installed version as it was, changed nothing to undo);
+//   - a release failure (deploy only) is counted toward branding the version:
+//     it is marked broken once broken_after distinct hosts had one, and the
+//     host reports rolled_back (and halted, when its failure set the mark);
+//   - a host fault writes no mark: the host records state failed with the
+//     target and the reason, leaves the rollout (it no longer counts toward
+//     its total), publishes host_failed and is quarantined: it starts no
+//     deploy of the app before retry_after (doubling with each host fault
+//     in a row, up to 16 times).
+//
+// Bootstrap counts nothing toward a mark: a new instance that cannot start a
+// version must not halt the fleet.
+func (a *Agent) fail(ctx context.Context, ar *appRun, current, target string, f failure, start time.Time, bootstrap bool) error {
 	app, env := ar.Name, ar.Env
 	ctx = context.WithoutCancel(ctx) // a rollback must finish
+	reason := f.reason()
 	a.metrics.failures.WithLabelValues(app, env).Inc()
 	a.metrics.duration.WithLabelValues(app, env, "failed").Observe(a.now().Sub(start).Seconds())
 	a.emit(ctx, ar, event.Failed, target, current, reason, a.now().Sub(start))
-	first, err := a.deps.State.MarkBroken(ctx, app, env, target, Broken{Reason: reason, Host: a.host, At: a.now().UTC()})
-	if err != nil {
-		a.log.Error("mark version broken", "app", app, "version", target, "err", err)
-	}
-	a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateRollingBack))
-	back := current
-	if current != "" {
-		if err := a.move(ctx, ar, current, nil); err != nil {
-			a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
-			a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, target, StateFailed))
-			back = ""
-			ar.needRestore, ar.unhealthy = false, true // out of service until healthy
+	changed := f.step != StepDrain
+	if f.step == StepInstall {
+		if v, err := ar.Installer.Installed(ctx, app); err == nil && v == current {
+			changed = false
 		}
 	}
-	r, err := a.deps.State.FinishHost(ctx, app, env, target, false)
-	a.record(ctx, ar, "rollout", err)
-	if back != "" {
+	var r Rollout
+	first := false
+	if f.fault == FaultRelease && !bootstrap {
+		var err error
+		r, first, err = a.deps.State.ReleaseFailure(ctx, app, env, target, Broken{Reason: reason, Host: a.host, At: a.now().UTC()}, a.cfg.BrokenAfter)
+		if err != nil {
+			a.log.Error("record release failure; the version may not be marked broken", "app", app, "version", target, "err", err)
+		}
+	}
+	back := current // "" when the host could not get back to current
+	if changed {
+		if current != "" {
+			a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateRollingBack, Reason: reason}))
+			if err := a.move(ctx, ar, current, nil); err != nil {
+				a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
+				back = ""
+			}
+		}
+	}
+	if changed && back == "" {
+		ar.needRestore = false
+		ar.unhealthy = current != "" // a failed rollback: out of service until healthy
+		ar.known = false             // read the installed version from dpkg next time
+	} else {
 		a.restore(ctx, ar)
 		a.setCurrent(ar, back)
-		a.record(ctx, ar, "host", a.deps.State.SetHost(ctx, app, env, a.host, back, StateOK))
+	}
+	rec := HostRecord{Version: back, Target: target, State: StateFailed, Reason: reason}
+	if changed && back == "" && current != "" {
+		rec.Reason = reason + "; the rollback to " + current + " failed too"
+	}
+	if f.fault == FaultHost {
+		if !bootstrap {
+			var err error
+			r, err = a.deps.State.LeaveRollout(ctx, app, env, target)
+			a.record(ctx, ar, "rollout", err)
+			q := ar.quarantine
+			if q == nil {
+				q = &quarantine{}
+			}
+			q.version, q.reason, q.failures = target, reason, q.failures+1
+			q.until = a.now().Add(a.cfg.RetryAfter << min(q.failures-1, 4))
+			ar.quarantine = q
+			rec.RetryAt = q.until
+		}
+		a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, rec))
+		a.emitProgress(ctx, ar, event.HostFailed, target, current, reason, 0, r)
+		return fmt.Errorf("%w: %s %s: %s", ErrHostFault, app, target, reason)
+	}
+	if !changed || back != "" {
+		rec = HostRecord{Version: back, State: StateOK}
+	}
+	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, rec))
+	if back != "" && changed {
 		// The event is about the failed version; Previous is the one the
 		// host went back to (the version before the deploy).
 		a.emitProgress(ctx, ar, event.RolledBack, target, back, reason, 0, r)
-	} else {
-		ar.known = false // read it from dpkg next time
 	}
 	if first {
 		a.emitProgress(ctx, ar, event.Halted, target, current, reason, 0, r)
@@ -688,7 +843,7 @@ func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, vers
 		e.Output = ar.validateOutput
 	}
 	level := slog.LevelInfo
-	if k == event.Failed || k == event.Halted {
+	if k == event.Failed || k == event.Halted || k == event.HostFailed {
 		level = slog.LevelError
 	}
 	attrs := []any{"app", e.App, "env", e.Env, "version", e.Version,

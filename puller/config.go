@@ -62,6 +62,17 @@ type Config struct {
 	// the newest index Date accepted per app and dist. Must be absolute.
 	// Default "/var/lib/aptfleet".
 	StateDir string `yaml:"state_dir"`
+	// BrokenAfter is how many distinct hosts must have a release failure
+	// (installed and started, but the health check failed) on a version
+	// before it is marked broken for the app/env. Until then the rollout
+	// goes on one host at a time. Default 1: the first release failure
+	// brands, since a host fault no longer does; at least 1.
+	BrokenAfter int `yaml:"broken_after"`
+	// RetryAfter is how long a host quarantined after a host fault (a
+	// missing source, apt unable to fetch, a full disk, the dpkg lock, the
+	// load balancer's API) waits before it tries again; it doubles with each
+	// failure in a row, up to 16 times. Default 10m; at least 1s.
+	RetryAfter time.Duration `yaml:"retry_after"`
 }
 
 // App is one application deployed on this host.
@@ -292,10 +303,12 @@ func DefaultConfig() Config {
 			Addr:   "127.0.0.1:6379",
 			Prefix: "aptfleet:",
 		},
-		Serf:       Serf{Bind: "0.0.0.0:7946"},
-		LogFormat:  "text",
-		StateDir:   "/var/lib/aptfleet",
-		CloudWatch: CloudWatch{Poll: 30 * time.Second},
+		Serf:        Serf{Bind: "0.0.0.0:7946"},
+		LogFormat:   "text",
+		StateDir:    "/var/lib/aptfleet",
+		CloudWatch:  CloudWatch{Poll: 30 * time.Second},
+		BrokenAfter: 1,
+		RetryAfter:  10 * time.Minute,
 	}
 }
 
@@ -421,6 +434,12 @@ func (c Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.StateDir) {
 		return bad("state_dir: %q is not an absolute path", c.StateDir)
+	}
+	if c.BrokenAfter < 1 {
+		return bad("broken_after: %d is less than 1", c.BrokenAfter)
+	}
+	if c.RetryAfter < time.Second {
+		return bad("retry_after: %s is shorter than 1s", c.RetryAfter)
 	}
 	switch c.LogFormat {
 	case "text", "json":

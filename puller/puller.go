@@ -25,10 +25,32 @@ const (
 	StateOK          HostState = "ok"           // running Version, healthy (or nothing to do)
 	StateWaiting     HostState = "waiting"      // waiting for a deploy slot for Version
 	StateDeploying   HostState = "deploying"    // draining, installing, restarting, checking Version
-	StateRollingBack HostState = "rolling_back" // Version failed; going back to the previous one
-	StateFailed      HostState = "failed"       // the rollback failed too: the host needs a human
+	StateRollingBack HostState = "rolling_back" // Target failed and changed the host; going back to Version
+	StateFailed      HostState = "failed"       // a host fault (quarantined until RetryAt), or a failed rollback (needs a human)
+	StateHeld        HostState = "held"         // Target is due but a hold (a pause) keeps the host from starting it
 	StateBootstrap   HostState = "bootstrapping"
 )
+
+// HostRecord is what a host's record says about one app: the version it
+// runs, the version it is moving to (waiting, deploying, held) or failed to
+// reach, its state and why.
+type HostRecord struct {
+	Version string    `json:"version"`          // installed and running ("" when none)
+	Target  string    `json:"target,omitempty"` // the version it is waiting for, deploying, held from or failed
+	State   HostState `json:"state"`
+	Reason  string    `json:"reason,omitempty"` // why it is held or failed
+	// RetryAt is when a host quarantined after a host fault tries again.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	At      time.Time `json:"at"` // when the record was written (set by the State)
+}
+
+// Pause is an operator's hold on an app/env: no host starts a deploy of it
+// while it is set (`pkgbuild fleet pause`).
+type Pause struct {
+	Actor  string    `json:"actor"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
 
 // Broken is the mark that stops every host from starting a version: why, who
 // saw it fail, and when.
@@ -40,13 +62,19 @@ type Broken struct {
 
 // Rollout is the progress of one version in one app/env.
 type Rollout struct {
-	Version  string
-	Total    int       // hosts expected (the largest live count seen)
-	Done     int       // hosts healthy on the version
-	Failed   int       // hosts that failed it
-	Cap      int       // the slot cap applied at the latest admission (0 if none)
-	Started  time.Time // zero if unknown
-	Finished time.Time // zero while running
+	Version string
+	Total   int // hosts expected (the largest live count seen)
+	Done    int // hosts healthy on the version
+	Failed  int // hosts that failed it (release failures)
+	// HostFailed counts hosts that left the rollout after a host fault; they
+	// no longer count toward Total.
+	HostFailed int
+	// ReleaseFailures is how many distinct hosts had a release failure on
+	// the version (it is branded once broken_after did).
+	ReleaseFailures int
+	Cap             int       // the slot cap applied at the latest admission (0 if none)
+	Started         time.Time // zero if unknown
+	Finished        time.Time // zero while running
 }
 
 // LockRequest names the deploy slot a host asks for.
@@ -99,19 +127,32 @@ type Locker interface {
 	Arm(ctx context.Context, key string) (time.Duration, error)
 }
 
-// State is where the fleet's deploy state lives: broken marks, host records
-// and rollouts.
+// State is where the fleet's deploy state lives: broken marks, pauses, host
+// records and rollouts.
 type State interface {
 	Broken(ctx context.Context, app, env string) (map[string]Broken, error)
 	IsBroken(ctx context.Context, app, env, version string) (*Broken, error)
 	// MarkBroken sets the mark unless one exists (the first wins) and ends
 	// the version's rollout; it reports whether this call set it.
 	MarkBroken(ctx context.Context, app, env, version string, b Broken) (bool, error)
-	SetHost(ctx context.Context, app, env, host, version string, state HostState) error
+	// ReleaseFailure counts b.Host's release failure on version (once per
+	// host) and marks the version broken with b once brokenAfter distinct
+	// hosts had one. It returns the rollout afterwards and whether this call
+	// set the mark.
+	ReleaseFailure(ctx context.Context, app, env, version string, b Broken, brokenAfter int) (Rollout, bool, error)
+	// Paused returns app/env's pause, nil when it is not paused.
+	Paused(ctx context.Context, app, env string) (*Pause, error)
+	// RecordHost writes host's record (its At is set to now).
+	RecordHost(ctx context.Context, app, env, host string, r HostRecord) error
 	StartRollout(ctx context.Context, app, env, version string, alive int) error
 	// RecordCap records the cap a lease for version was granted under.
 	RecordCap(ctx context.Context, app, env, version string, cap int) error
 	FinishHost(ctx context.Context, app, env, version string, ok bool) (Rollout, error)
+	// LeaveRollout takes a host out of version's rollout after a host
+	// fault: it counts in HostFailed, no longer toward Total.
+	LeaveRollout(ctx context.Context, app, env, version string) (Rollout, error)
+	// Rollout reads version's rollout (the zero Rollout when never started).
+	Rollout(ctx context.Context, app, env, version string) (Rollout, error)
 }
 
 // Installer runs apt-get/dpkg on the host.

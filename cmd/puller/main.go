@@ -44,7 +44,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Long: `puller checks the apps' apt distributions (one conditional request per
 tick), and when a new version appears, waits for a slot of the app's Redis
 rolling semaphore, drains, installs, restarts and health-checks; a failing
-version is rolled back and marked broken for the whole fleet.`,
+version is rolled back, and marked broken for the whole fleet once broken_after
+hosts saw it fail on its own (a host's own fault quarantines that host only).`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -20,6 +20,7 @@ const (
 	RolloutStarted Kind = "rollout_started" // the first host of an app/env began a version
 	RolloutDone    Kind = "rollout_done"    // every host counted in a rollout is healthy on it
 	StaleIndex     Kind = "stale_index"     // a host refused an InRelease older than one it accepted: a replayed index
+	HostFailed     Kind = "host_failed"     // a host's own fault (source, apt, disk, dpkg, load balancer) failed a deploy: the host is quarantined, the release is not branded
 
 	CanaryStarted  Kind = "canary_started"  // the first canary of a version began its deploy: the rest wait
 	CanaryPassed   Kind = "canary_passed"   // the canaries baked and the analysis passed (Reason: the figures)

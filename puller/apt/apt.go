@@ -156,7 +156,40 @@ func (i *Installer) Installed(ctx context.Context, pkg string) (string, error) {
 
 // Install installs exactly pkg=version, downgrading if needed, keeping
 // changed conffiles, and verifies that dpkg then reports that version.
+//
+// Failures of the host rather than of the package are returned as a
+// *puller.HostFaultError: the source file missing or unreadable, apt unable
+// to refresh it or to find the version (HostSource, HostFetch), no space
+// left (HostDiskFull), the dpkg lock not obtained in time (HostDpkgLock), an
+// interrupted dpkg that could not be finished (HostDpkg). A failure of the
+// package's own maintainer scripts is returned as it is.
 func (i *Installer) Install(ctx context.Context, pkg, version string) error {
+	return classify(i.install(ctx, pkg, version))
+}
+
+// classify wraps a host-side failure as a puller.HostFaultError by its
+// kind; an error already classified, or one of the package's own, is kept.
+func classify(err error) error {
+	var hf *puller.HostFaultError
+	if err == nil || errors.As(err, &hf) {
+		return err
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "No space left on device") || strings.Contains(msg, "You don't have enough free space"):
+		return puller.HostFault(puller.HostDiskFull, err)
+	case errors.Is(err, ErrNotAvailable) || strings.Contains(msg, "Failed to fetch") || strings.Contains(msg, "Unable to fetch") ||
+		strings.Contains(msg, "Temporary failure resolving") || strings.Contains(msg, "Could not connect"):
+		return puller.HostFault(puller.HostFetch, err)
+	case strings.Contains(msg, "Could not get lock") || strings.Contains(msg, "waiting for the dpkg lock") || locked([]byte(msg)):
+		return puller.HostFault(puller.HostDpkgLock, err)
+	case strings.Contains(msg, "dpkg --configure -a") || strings.Contains(msg, "dpkg-query:") || interrupted([]byte(msg)):
+		return puller.HostFault(puller.HostDpkg, err)
+	}
+	return err
+}
+
+func (i *Installer) install(ctx context.Context, pkg, version string) error {
 	if err := checkName(pkg); err != nil {
 		return err
 	}
@@ -174,6 +207,9 @@ func (i *Installer) Install(ctx context.Context, pkg, version string) error {
 	if !known {
 		if i.cfg.SourcesList == "" {
 			return fmt.Errorf("install %s: %w (no source list to refresh)", want, ErrNotAvailable)
+		}
+		if _, err := os.Stat(i.cfg.SourcesList); err != nil {
+			return puller.HostFault(puller.HostSource, fmt.Errorf("install %s: source list: %w", want, err))
 		}
 		if err := i.update(ctx); err != nil {
 			return err
@@ -221,11 +257,11 @@ func (i *Installer) update(ctx context.Context) error {
 		"-o", "Dir::Etc::sourceparts=-",
 		"-o", "APT::Get::List-Cleanup=0")
 	if err != nil {
-		return fmt.Errorf("apt-get update %s: %w: %s", i.cfg.SourcesList, err, tail.Lines(out, 3))
+		return puller.HostFault(puller.HostFetch, fmt.Errorf("apt-get update %s: %w: %s", i.cfg.SourcesList, err, tail.Lines(out, 3)))
 	}
 	// apt-get update exits 0 on some fetch failures and only warns.
 	if w := warnings(out); w != "" {
-		return fmt.Errorf("apt-get update %s: %s", i.cfg.SourcesList, w)
+		return puller.HostFault(puller.HostFetch, fmt.Errorf("apt-get update %s: %s", i.cfg.SourcesList, w))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/testenv"
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // The shape the agent declares (puller.Installer).
@@ -78,8 +80,12 @@ const installedCmd = "dpkg-query --show --showformat=${Status}\t${Version}\n hel
 const madisonV2 = " hello |    2.0-1 | http://127.0.0.1/repo staging/main amd64 Packages\n hello |    1.0-1 | http://127.0.0.1/repo staging/main amd64 Packages\n"
 
 func TestInstall(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "aptfleet.sources") // Install refuses a missing source list
+	if err := os.WriteFile(src, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	installCmd := "apt-get -o DPkg::Lock::Timeout=300 install --yes --allow-downgrades --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold hello=2.0-1"
-	updateCmd := "apt-get -o DPkg::Lock::Timeout=300 update -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/aptfleet.sources -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+	updateCmd := "apt-get -o DPkg::Lock::Timeout=300 update -o Dir::Etc::sourcelist=" + src + " -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
 	tests := []struct {
 		name    string
 		steps   []step
@@ -121,7 +127,7 @@ func TestInstall(t *testing.T) {
 				{prefix: "apt-cache madison hello", out: " hello | 1.0-1 | http://x staging/main amd64 Packages\n"},
 			},
 			want:    []string{auditCmd, "apt-cache madison hello", updateCmd, "apt-cache madison hello"},
-			wantErr: "install hello=2.0-1: apt: version not available after refreshing /etc/apt/sources.list.d/aptfleet.sources",
+			wantErr: "install hello=2.0-1: apt: version not available after refreshing " + src + "",
 		},
 		{
 			name: "update fetch failure is an error even with exit 0",
@@ -130,7 +136,7 @@ func TestInstall(t *testing.T) {
 				{prefix: "apt-get -o DPkg::Lock::Timeout=300 update", out: "Err:1 http://127.0.0.1:1 staging InRelease\nW: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n"},
 			},
 			want:    []string{auditCmd, "apt-cache madison hello", updateCmd},
-			wantErr: "apt-get update /etc/apt/sources.list.d/aptfleet.sources: W: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused; W: Some index files failed to download. They have been ignored, or old ones used instead.",
+			wantErr: "apt-get update " + src + ": W: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused; W: Some index files failed to download. They have been ignored, or old ones used instead.",
 		},
 		{
 			name: "interrupted dpkg is recovered first",
@@ -188,7 +194,7 @@ func TestInstall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := &script{steps: tt.steps}
-			in := New(Config{SourcesList: "/etc/apt/sources.list.d/aptfleet.sources", Run: s.run})
+			in := New(Config{SourcesList: src, Run: s.run})
 			err := in.Install(context.Background(), "hello", "2.0-1")
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("Install: %v", err)
@@ -340,4 +346,48 @@ func TestExec(t *testing.T) {
 			t.Fatal("the command was stopped before finishing")
 		}
 	})
+}
+
+// Host-side failures come back as puller.HostFaultError of their kind; a
+// package's own failure (its maintainer scripts) is left unclassified.
+func TestInstallClassifiesHostFaults(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "aptfleet.sources")
+	if err := os.WriteFile(src, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	install := "apt-get -o DPkg::Lock::Timeout=300 install"
+	tests := []struct {
+		name    string
+		sources string
+		steps   []step
+		kind    puller.HostFaultKind // "" for unclassified
+	}{
+		{"missing source file", filepath.Join(t.TempDir(), "missing.sources"), nil, puller.HostSource},
+		{"version not found", src, []step{{prefix: "apt-cache madison hello", out: ""}}, puller.HostFetch},
+		{"disk full", src, []step{{prefix: "apt-cache madison hello", out: madisonV2},
+			{prefix: install, code: 100, out: "E: Write error - write (28: No space left on device)"}}, puller.HostDiskFull},
+		{"fetch failed", src, []step{{prefix: "apt-cache madison hello", out: madisonV2},
+			{prefix: install, code: 100, out: "E: Failed to fetch http://127.0.0.1:1/pool/main/h/hello/hello_2.0-1_amd64.deb  Connection refused"}}, puller.HostFetch},
+		{"dpkg lock", src, []step{{prefix: "apt-cache madison hello", out: madisonV2},
+			{prefix: install, code: 100, out: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)"}}, puller.HostDpkgLock},
+		{"maintainer script", src, []step{{prefix: "apt-get -o DPkg::Lock::Timeout=300 install", code: 100,
+			out: "dpkg: error processing package hello (--configure):\n installed hello package post-installation script subprocess returned error exit status 1\nE: Sub-process /usr/bin/dpkg returned an error code (1)"},
+			{prefix: "apt-cache madison hello", out: madisonV2}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &script{steps: tt.steps}
+			err := New(Config{SourcesList: tt.sources, Run: s.run}).Install(context.Background(), "hello", "2.0-1")
+			if err == nil {
+				t.Fatal("Install succeeded")
+			}
+			var hf *puller.HostFaultError
+			switch {
+			case tt.kind == "" && errors.As(err, &hf):
+				t.Errorf("%v classified as a host fault %s", err, hf.Kind)
+			case tt.kind != "" && (!errors.As(err, &hf) || hf.Kind != tt.kind):
+				t.Errorf("%v: not a host fault of kind %s", err, tt.kind)
+			}
+		})
+	}
 }

@@ -23,11 +23,7 @@ import (
 const HistoryLen = 1000
 
 // Pause is who paused an app/env, why and when.
-type Pause struct {
-	Actor  string    `json:"actor"`
-	Reason string    `json:"reason"`
-	At     time.Time `json:"at"`
-}
+type Pause = puller.Pause
 
 // pauseScript sets the pause unless one is set and records the action in the
 // history; it returns the pause in force afterwards and whether it was new.
@@ -84,7 +80,7 @@ func (s *Store) ClearPause(ctx context.Context, app, env string, ev event.Deploy
 }
 
 // Paused returns app/env's pause, nil when it is not paused.
-func (s *Store) Paused(ctx context.Context, app, env string) (*Pause, error) {
+func (s *Store) Paused(ctx context.Context, app, env string) (*puller.Pause, error) {
 	raw, err := s.rdb.Get(ctx, s.key(app, env, "pause")).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil

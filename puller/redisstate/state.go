@@ -4,8 +4,9 @@
 // Keys (Prefix defaults to "aptfleet:"):
 //
 //	{prefix}{app}:{env}:broken             hash version -> JSON {reason, host, at}
-//	{prefix}{app}:{env}:hosts              hash host -> JSON {version, state, at}
-//	{prefix}{app}:{env}:rollout:{version}  hash total, done, failed, cap, started, finished
+//	{prefix}{app}:{env}:hosts              hash host -> JSON {version, target, state, reason, retry_at, at}
+//	{prefix}{app}:{env}:rollout:{version}  hash total, done, failed, host_failed, cap, started, finished,
+//	                                       release_failure:{host}
 //
 // This package is the only writer of these keys (docs/redis.md).
 package redisstate
@@ -27,11 +28,7 @@ import (
 )
 
 // Host is what one host reports about one app.
-type Host struct {
-	Version string           `json:"version"`
-	State   puller.HostState `json:"state"`
-	At      time.Time        `json:"at"`
-}
+type Host = puller.HostRecord
 
 var _ puller.State = (*Store)(nil)
 
@@ -126,7 +123,13 @@ func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b pull
 
 // SetHost records host's version and state for app/env, stamped now.
 func (s *Store) SetHost(ctx context.Context, app, env, host, version string, state puller.HostState) error {
-	raw, _ := json.Marshal(Host{Version: version, State: state, At: s.now().UTC()})
+	return s.RecordHost(ctx, app, env, host, Host{Version: version, State: state})
+}
+
+// RecordHost writes host's record for app/env, stamped now.
+func (s *Store) RecordHost(ctx context.Context, app, env, host string, r puller.HostRecord) error {
+	r.At = s.now().UTC()
+	raw, _ := json.Marshal(r)
 	if err := s.rdb.HSet(ctx, s.key(app, env, "hosts"), host, raw).Err(); err != nil {
 		return fmt.Errorf("record host %s of %s/%s: %w", host, app, env, err)
 	}
@@ -177,19 +180,77 @@ func (s *Store) StartRollout(ctx context.Context, app, env, version string, aliv
 	return nil
 }
 
-// finishHost counts a host's result and sets finished once every host counted.
+// finishHost counts a host's result and sets finished once every host
+// counted (hosts that left after a host fault count no more).
 var finishHost = redis.NewScript(`
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 local d = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
 local f = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
-if f > 0 or (t > 0 and d + f >= t) then
+local hf = tonumber(redis.call('HGET', KEYS[1], 'host_failed') or '0')
+if (ARGV[1] == 'failed' and f > 0) or (t > 0 and d + f + hf >= t) then
   local set = redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
   if set == 1 and f == 0 then
     redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_done', 'event', ARGV[3])
   end
 end
 return 1`)
+
+// releaseFailure records a host's release failure on a version once per host
+// (field release_failure:HOST), counts it in failed, and when brokenAfter
+// distinct hosts had one, marks the version broken (HSETNX: the first mark
+// wins) and finishes the rollout. It returns {distinct hosts, 1 when this
+// call set the mark}.
+var releaseFailure = redis.NewScript(`
+local new = redis.call('HSETNX', KEYS[1], 'release_failure:' .. ARGV[1], ARGV[2])
+if new == 1 then redis.call('HINCRBY', KEYS[1], 'failed', 1) end
+local n = 0
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, 16) == 'release_failure:' then n = n + 1 end
+end
+local marked = 0
+if n >= tonumber(ARGV[3]) then
+  marked = redis.call('HSETNX', KEYS[2], ARGV[4], ARGV[2])
+  redis.call('HSETNX', KEYS[1], 'finished', ARGV[5])
+end
+return {n, marked}`)
+
+// ReleaseFailure counts b.Host's release failure on version (once per host)
+// and marks version broken with b once brokenAfter distinct hosts had one.
+// It returns the rollout afterwards and whether this call set the mark.
+func (s *Store) ReleaseFailure(ctx context.Context, app, env, version string, b puller.Broken, brokenAfter int) (puller.Rollout, bool, error) {
+	if b.At.IsZero() {
+		b.At = s.now()
+	}
+	raw, _ := json.Marshal(b)
+	res, err := releaseFailure.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version), s.key(app, env, "broken")},
+		b.Host, raw, max(brokenAfter, 1), version, b.At.UTC().Format(time.RFC3339Nano)).Int64Slice()
+	if err != nil {
+		return puller.Rollout{}, false, fmt.Errorf("record release failure of %s/%s %s: %w", app, env, version, err)
+	}
+	r, err := s.Rollout(ctx, app, env, version)
+	return r, len(res) == 2 && res[1] == 1, err
+}
+
+// leaveRollout counts a host that left the rollout after a host fault and
+// finishes the rollout when every remaining host is counted.
+var leaveRollout = redis.NewScript(`
+redis.call('HINCRBY', KEYS[1], 'host_failed', 1)
+local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+local d = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
+local f = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
+local hf = tonumber(redis.call('HGET', KEYS[1], 'host_failed') or '0')
+if t > 0 and d + f + hf >= t and d + f > 0 then redis.call('HSETNX', KEYS[1], 'finished', ARGV[1]) end
+return 1`)
+
+// LeaveRollout takes a host out of version's rollout after a host fault: it
+// counts in host_failed and no longer toward the total.
+func (s *Store) LeaveRollout(ctx context.Context, app, env, version string) (puller.Rollout, error) {
+	if err := leaveRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version)}, s.now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+		return puller.Rollout{}, fmt.Errorf("leave rollout of %s/%s %s: %w", app, env, version, err)
+	}
+	return s.Rollout(ctx, app, env, version)
+}
 
 // RecordCap records the cap a deploy slot for version was granted under (the
 // lease's Cap), shown by status.
@@ -231,6 +292,12 @@ func parseRollout(version string, m map[string]string) puller.Rollout {
 	r.Total, _ = strconv.Atoi(m["total"])
 	r.Done, _ = strconv.Atoi(m["done"])
 	r.Failed, _ = strconv.Atoi(m["failed"])
+	r.HostFailed, _ = strconv.Atoi(m["host_failed"])
+	for f := range m {
+		if strings.HasPrefix(f, "release_failure:") {
+			r.ReleaseFailures++
+		}
+	}
 	r.Cap, _ = strconv.Atoi(m["cap"])
 	r.Started, _ = time.Parse(time.RFC3339Nano, m["started"])
 	r.Finished, _ = time.Parse(time.RFC3339Nano, m["finished"])
