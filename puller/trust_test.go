@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -32,29 +31,22 @@ func (c *clock) add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// isolatedApt is the real apt-get and apt-cache, reading only lists and a
-// cache of their own (the machine's configuration and lists left alone), with
-// the app's source list at sources.
+// isolatedApt is the real apt-get and apt-cache confined by testenv.Apt
+// (its own lists and cache, the machine's sources left alone), with the
+// app's source list at sources.
 func isolatedApt(t *testing.T, sources string) *apt.Installer {
 	t.Helper()
-	testenv.NeedTools(t, "apt-get", "apt-cache", "dpkg-query")
-	dir := t.TempDir()
-	for _, d := range []string{"lists/partial", "cache/archives/partial", "parts", "sparts"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
+	testenv.NeedTools(t, "apt-cache", "dpkg-query")
+	var opts []string
+	args := testenv.NewAptSource(t, "# the app's own source list is refreshed alone").Args()
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-o" {
+			opts = append(opts, args[i+1])
+			i++
 		}
 	}
-	return apt.New(apt.Config{
-		SourcesList: sources,
-		LockTimeout: 5 * time.Second,
-		Logger:      slog.New(slog.DiscardHandler),
-		Options: []string{
-			"Dir::Etc::main=/dev/null", "Dir::Etc::parts=" + dir + "/parts",
-			"Dir::Etc::sourcelist=" + dir + "/sources.list", "Dir::Etc::sourceparts=" + dir + "/sparts",
-			"Dir::State::Lists=" + dir + "/lists", "Dir::Cache=" + dir + "/cache",
-			"APT::Sandbox::User=root",
-		},
-	})
+	return apt.New(apt.Config{SourcesList: sources, LockTimeout: 5 * time.Second, Options: opts,
+		Logger: slog.New(slog.DiscardHandler)})
 }
 
 // A host whose apt source file is missing fails with a host fault: no
