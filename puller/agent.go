@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aptfleet/aptfleet/internal/event"
+	"github.com/aptfleet/aptfleet/internal/wait"
 )
 
 // AppDeps are the host steps of one app, in the order of Config.Apps.
@@ -21,6 +22,12 @@ type AppDeps struct {
 	Drainer   Drainer   // nil: no load balancer
 	Checker   Checker   // nil: no health check
 	Validator Validator // nil: no validate hook
+	// LoadStats reads the load balancer's per-server counters for the
+	// canary analysis (lb.HAProxy); nil: the analysis is off.
+	LoadStats LoadStats
+	// AlarmReader reads the app's CloudWatch alarms (puller/cloudwatch);
+	// nil: alarms are not read.
+	AlarmReader Alarms
 }
 
 // Deps are what the agent talks to. Publisher, Tagger and Logger are optional.
@@ -36,6 +43,11 @@ type Deps struct {
 	Logger  *slog.Logger
 	Metrics *Metrics // nil: a fresh NewMetrics()
 	Now     func() time.Time
+	// Canaries records canary stages; required when an app has one.
+	Canaries Canaries
+	// Sleep waits on the agent's clock (the canary bake); default
+	// internal/wait.Sleep. A test with an injected Now injects it too.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Errors of a cycle that callers may branch on.
@@ -66,6 +78,7 @@ type Agent struct {
 	kick    chan struct{}
 	mu      sync.Mutex
 	pending map[int]bool
+	runCtx  context.Context // Run's, for the listeners of held canary stages
 }
 
 // appRun is the agent's memory of one app between cycles.
@@ -83,6 +96,10 @@ type appRun struct {
 	// latest move, for its failed event ("" otherwise).
 	validateOutput string
 	quarantine     *quarantine
+	window         *Window // nil: no deploy window
+	server         string  // this host's server name in the load balancer
+	// stopWake ends the listener that wakes a host held by a canary stage.
+	stopWake context.CancelFunc
 }
 
 // quarantine is a host's memory of its own fault: it starts no deploy of the
@@ -125,7 +142,24 @@ func New(cfg Config, host string, deps Deps) (*Agent, error) {
 		if d.Index == nil || d.Installer == nil || d.Restarter == nil {
 			return nil, fmt.Errorf("puller: app %s: Index, Installer and Restarter are required", app.Name)
 		}
-		a.apps = append(a.apps, &appRun{App: app, AppDeps: d})
+		ar := &appRun{App: app, AppDeps: d, server: app.Drain.HAProxy.Server}
+		if ar.server == "" {
+			ar.server = host
+		}
+		if app.Window != "" {
+			w, err := ParseWindow(app.Window)
+			if err != nil {
+				return nil, fmt.Errorf("%w: app %s: window: %v", ErrConfig, app.Name, err)
+			}
+			ar.window = w
+		}
+		if app.Canary.Enabled() && deps.Canaries == nil {
+			return nil, fmt.Errorf("puller: app %s has a canary stage: Canaries is required", app.Name)
+		}
+		a.apps = append(a.apps, ar)
+	}
+	if a.deps.Sleep == nil {
+		a.deps.Sleep = wait.Sleep
 	}
 	return a, nil
 }
@@ -214,6 +248,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}()
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.mu.Unlock()
 	a.log.Info("agent running", "host", a.host, "schedule", a.cfg.Schedule, "jitter_offset", offset, "apps", len(a.apps))
 	for {
 		select {
@@ -430,14 +467,27 @@ func (ar *appRun) check(ctx context.Context) error {
 }
 
 // decide gathers ar's situation (the signed index, the broken marks, the
-// installed version and, with holds, the pause and this host's quarantine)
-// and applies Decide.
+// installed version and, with holds, the pause, this host's quarantine and
+// the deploy window) and applies Decide; with holds, a move that may start
+// is then held while the target's canary stage runs without this host (a
+// read only: the place is taken in deploy).
 func (a *Agent) decide(ctx context.Context, ar *appRun, holds bool) (Decision, error) {
 	s, err := a.situation(ctx, ar, holds)
 	if err != nil {
 		return Decision{}, err
 	}
-	return Decide(s, a.deps.Compare), nil
+	d := Decide(s, a.deps.Compare)
+	if holds && d.Start() {
+		h, err := a.canaryHold(ctx, ar, d.Target)
+		if err != nil {
+			return Decision{}, err
+		}
+		if h != nil {
+			d.Held = append(d.Held, *h)
+			d.Next = fmt.Sprintf("hold: would move to %s, but %s", d.Target, h)
+		}
+	}
+	return d, nil
 }
 
 func (a *Agent) situation(ctx context.Context, ar *appRun, holds bool) (Situation, error) {
@@ -478,6 +528,9 @@ func (a *Agent) holds(ctx context.Context, ar *appRun) ([]Hold, error) {
 	}
 	if p != nil {
 		hs = append(hs, pauseHold(p))
+	}
+	if h := a.windowHold(ar); h != nil {
+		hs = append(hs, *h)
 	}
 	return hs, nil
 }
@@ -533,14 +586,18 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 			return err
 		}
 		if !d.Moves() {
+			a.stopListening(ar)
 			ar.etag = etag
 			return a.rest(ctx, ar, ar.current)
 		}
 		if len(d.Held) > 0 {
 			// The index stays unhandled (etag kept), so every tick decides
-			// again and the host starts once the hold lifts.
+			// again and the host starts once the hold lifts; a host held by
+			// a canary stage is also woken when the stage changes.
+			a.listenCanary(ar, d)
 			return a.hold(ctx, ar, d)
 		}
+		a.stopListening(ar)
 		err = a.deploy(ctx, ar, ar.current, d.Target)
 		switch {
 		case (errors.Is(err, errTargetBroken) || errors.Is(err, errHeld)) && attempt < 3:
@@ -581,6 +638,24 @@ func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
 
 // deploy moves ar from current to target under a deploy slot.
 func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) error {
+	place, err := a.joinCanary(ctx, ar, current, target)
+	if err != nil {
+		return err
+	}
+	err = a.deployOne(ctx, ar, current, target)
+	switch {
+	case place == nil:
+		return err
+	case err != nil:
+		a.canaryDeployFailed(ctx, ar, place, err)
+		return err
+	}
+	return a.bake(ctx, ar, place, current, target)
+}
+
+// deployOne is one host's move under a slot: wait for it, check the gates,
+// drain, run the pipeline, restore; or the failure path.
+func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target string) error {
 	app, env := ar.Name, ar.Env
 	if err := a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateWaiting}); err != nil {
 		return err // Redis is away: no deploy starts
@@ -606,6 +681,14 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 		return err
 	} else if p != nil {
 		return errHeld // paused while this host waited: it starts nothing
+	}
+	if a.windowHold(ar) != nil {
+		return errHeld // the window shut while this host waited
+	}
+	if reason, err := a.firingAlarm(ctx, ar); err != nil {
+		a.log.Warn("read alarms; going on without them", "app", app, "env", env, "err", err)
+	} else if reason != "" {
+		return a.haltForAlarm(ctx, ar, current, target, reason)
 	}
 	start := a.now()
 	a.emit(ctx, ar, event.Started, target, current, "", 0)
@@ -687,6 +770,9 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, 
 				cancel(errTargetBroken)
 			}
 			if p, err := a.deps.State.Paused(actx, app, env); err == nil && p != nil {
+				cancel(errHeld)
+			}
+			if a.windowHold(ar) != nil {
 				cancel(errHeld)
 			}
 			if r, err := a.deps.State.Rollout(actx, app, env, target); err == nil {
