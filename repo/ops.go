@@ -548,7 +548,12 @@ type VerifyReport struct {
 	Warnings []string `json:"warnings"` // stale derived files a later change rewrites
 	// Repairable: some problem is one Repair restores.
 	Repairable bool `json:"repairable"`
+	// Signers lists, per dist, every signature of its InRelease.
+	Signers map[string][]Signature `json:"signers"`
 }
+
+// ExpiryWarning is how long before a signing key expires verify warns.
+const ExpiryWarning = 30 * 24 * time.Hour
 
 // Verify checks every dist: the InRelease signature, every index listed
 // against its checksums (by hash), that every package's pool file exists
@@ -579,6 +584,18 @@ func (r *Repo) Verify(ctx context.Context) (*VerifyReport, error) {
 		if err != nil {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", key, err))
 			continue
+		}
+		if sigs, err := kr.Signatures(data); err == nil {
+			if rep.Signers == nil {
+				rep.Signers = map[string][]Signature{}
+			}
+			rep.Signers[dist] = sigs
+			for _, s := range sigs {
+				if s.Good && !s.KeyExpires.IsZero() && s.KeyExpires.Sub(r.now()) < ExpiryWarning {
+					rep.Warnings = append(rep.Warnings, fmt.Sprintf("%s: signing key %s expires %s (in less than %d days): rotate it with `pkgbuild key rotate`",
+						key, s.Fingerprint, s.KeyExpires.UTC().Format(time.RFC3339), int(ExpiryWarning/(24*time.Hour))))
+				}
+			}
 		}
 		rel, err := ParseRelease(text)
 		if err != nil {

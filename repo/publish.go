@@ -123,6 +123,11 @@ type Repo struct {
 	// AfterStep, when set, is called after each step of a change (the Step
 	// constants); tests use it to stop a publisher at a chosen point.
 	AfterStep func(step string)
+
+	// alsoAccept are keys whose signature on an existing dist a change
+	// accepts besides the signer's own (the old key, while a rotation
+	// finishes).
+	alsoAccept Keyring
 }
 
 func (r *Repo) now() time.Time {

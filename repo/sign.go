@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -22,11 +23,48 @@ var (
 	ErrBadSignature  = errors.New("repo: bad signature")
 )
 
-// Signer signs Release files with one OpenPGP key.
+// Signer signs Release files with one OpenPGP key, or with several at once
+// (during a key rotation, see Combine).
 type Signer struct {
 	entity *openpgp.Entity
 	key    *packet.PrivateKey
 	config *packet.Config
+	// more are the other keys of a combined signer, each signing too.
+	more []*Signer
+}
+
+// Combine returns a signer that signs with every key of signers: one
+// clearsigned InRelease carrying a signature of each, and every signature in
+// Release.gpg. Its Fingerprint is the first signer's.
+func Combine(signers ...*Signer) *Signer {
+	first := *signers[0]
+	first.more = nil
+	for _, s := range signers[1:] {
+		for _, k := range s.all() {
+			if !slices.ContainsFunc(first.all(), func(o *Signer) bool { return o.Fingerprint() == k.Fingerprint() }) {
+				c := *k
+				c.more = nil
+				first.more = append(first.more, &c)
+			}
+		}
+	}
+	return &first
+}
+
+// all lists the signer's keys, the first one first.
+func (s *Signer) all() []*Signer {
+	one := *s
+	one.more = nil
+	return append([]*Signer{&one}, s.more...)
+}
+
+// Fingerprints lists the fingerprints of every key the signer signs with.
+func (s *Signer) Fingerprints() []string {
+	var out []string
+	for _, k := range s.all() {
+		out = append(out, k.Fingerprint())
+	}
+	return out
 }
 
 // signConfig makes every signature use SHA-512 (apt rejects SHA-1).
@@ -94,7 +132,13 @@ func readKeyRing(data []byte) (openpgp.EntityList, error) {
 }
 
 // Keyring returns the signer's public key, for verifying what it signed.
-func (s *Signer) Keyring() Keyring { return Keyring{entities: openpgp.EntityList{s.entity}} }
+func (s *Signer) Keyring() Keyring {
+	var k Keyring
+	for _, o := range s.all() {
+		k.entities = append(k.entities, o.entity)
+	}
+	return k
+}
 
 // Fingerprint is the signing key's fingerprint in upper-case hex.
 func (s *Signer) Fingerprint() string { return fmt.Sprintf("%X", s.key.Fingerprint) }
@@ -102,8 +146,12 @@ func (s *Signer) Fingerprint() string { return fmt.Sprintf("%X", s.key.Fingerpri
 // Sign returns the clearsigned InRelease and the armored detached Release.gpg
 // signature of the same release bytes.
 func (s *Signer) Sign(release []byte) (inRelease, detached []byte, err error) {
+	var keys []*packet.PrivateKey
+	for _, o := range s.all() {
+		keys = append(keys, o.key)
+	}
 	var in bytes.Buffer
-	w, err := clearsign.Encode(&in, s.key, s.config)
+	w, err := clearsign.EncodeMulti(&in, keys, s.config)
 	if err != nil {
 		return nil, nil, fmt.Errorf("clearsign: %w", err)
 	}
@@ -117,9 +165,23 @@ func (s *Signer) Sign(release []byte) (inRelease, detached []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Release.gpg: one armored block holding a signature packet per key.
+	var sigs bytes.Buffer
+	for _, o := range s.all() {
+		if err := openpgp.DetachSign(&sigs, o.entity, bytes.NewReader(release), s.config); err != nil {
+			return nil, nil, fmt.Errorf("sign Release: %w", err)
+		}
+	}
 	var det bytes.Buffer
-	if err := openpgp.ArmoredDetachSign(&det, s.entity, bytes.NewReader(release), s.config); err != nil {
-		return nil, nil, fmt.Errorf("sign Release: %w", err)
+	aw, err := armor.Encode(&det, "PGP SIGNATURE", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := aw.Write(sigs.Bytes()); err != nil {
+		return nil, nil, err
+	}
+	if err := aw.Close(); err != nil {
+		return nil, nil, err
 	}
 	det.WriteByte('\n')
 	return inRelease, det.Bytes(), nil
@@ -277,4 +339,76 @@ func withArmorChecksum(msg []byte) ([]byte, error) {
 	}
 	out.WriteByte('\n')
 	return out.Bytes(), nil
+}
+
+// Signature is one signature of a clearsigned InRelease, as verify reports it.
+type Signature struct {
+	// KeyID is the issuer's key ID (16 upper-case hex digits).
+	KeyID string `json:"key_id"`
+	// Fingerprint is the signing key's primary fingerprint, when the
+	// keyring holds it.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Good: the signature verifies with the keyring.
+	Good bool `json:"good"`
+	// Problem says why it does not, when it does not.
+	Problem string `json:"problem,omitempty"`
+	// KeyExpires is when the signing key expires; zero when it does not.
+	KeyExpires time.Time `json:"key_expires,omitzero"`
+}
+
+// Signatures checks each signature of a clearsigned message on its own
+// against the keyring.
+func (k Keyring) Signatures(data []byte) ([]Signature, error) {
+	b, _ := clearsign.Decode(data)
+	if b == nil {
+		return nil, fmt.Errorf("%w: not a clearsigned message", ErrBadSignature)
+	}
+	raw, err := io.ReadAll(b.ArmoredSignature.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	var out []Signature
+	or := packet.NewOpaqueReader(bytes.NewReader(raw))
+	for {
+		op, err := or.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, fmt.Errorf("%w: %v", ErrBadSignature, err)
+		}
+		var one bytes.Buffer
+		if err := op.Serialize(&one); err != nil {
+			return out, err
+		}
+		var sig Signature
+		if p, err := op.Parse(); err == nil {
+			if s, ok := p.(*packet.Signature); ok && s.IssuerKeyId != nil {
+				sig.KeyID = fmt.Sprintf("%016X", *s.IssuerKeyId)
+			}
+		}
+		e, err := openpgp.CheckDetachedSignature(k.entities, bytes.NewReader(b.Bytes), &one, nil)
+		if err != nil {
+			sig.Problem = err.Error()
+		} else {
+			sig.Good = true
+			sig.Fingerprint = fmt.Sprintf("%X", e.PrimaryKey.Fingerprint)
+			sig.KeyExpires = keyExpiry(e)
+		}
+		out = append(out, sig)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no signature", ErrBadSignature)
+	}
+	return out, nil
+}
+
+// keyExpiry is when e's primary key expires (its self-signature's key
+// lifetime), zero when it does not.
+func keyExpiry(e *openpgp.Entity) time.Time {
+	id := e.PrimaryIdentity()
+	if id == nil || id.SelfSignature == nil || id.SelfSignature.KeyLifetimeSecs == nil || *id.SelfSignature.KeyLifetimeSecs == 0 {
+		return time.Time{}
+	}
+	return e.PrimaryKey.CreationTime.Add(time.Duration(*id.SelfSignature.KeyLifetimeSecs) * time.Second)
 }

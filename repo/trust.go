@@ -81,6 +81,7 @@ func (r *Repo) checkSigner(ctx context.Context, dist string, create bool) error 
 func (r *Repo) checkSignerOnce(ctx context.Context, dist string, create bool) error {
 	fp := r.Signer.Fingerprint()
 	own := r.Signer.Keyring()
+	own.entities = append(own.entities, r.alsoAccept.entities...)
 	trusted, etag, err := r.TrustedKeys(ctx)
 	if err != nil {
 		return err
@@ -100,6 +101,12 @@ func (r *Repo) checkSignerOnce(ctx context.Context, dist string, create bool) er
 		}
 	}
 	if etag != "" {
+		// Every key the change signs with must be trusted.
+		for _, f := range r.Signer.Fingerprints() {
+			if !trusted.has(f) {
+				fp = f
+			}
+		}
 		if trusted.has(fp) {
 			return nil
 		}

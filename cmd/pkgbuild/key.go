@@ -16,9 +16,9 @@ import (
 func newKeyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key",
-		Short: "Create and export the repository signing key",
+		Short: "Create, export and rotate the repository signing key",
 	}
-	cmd.AddCommand(newKeyGenerateCmd(), newKeyExportCmd())
+	cmd.AddCommand(newKeyGenerateCmd(), newKeyExportCmd(), newKeyRotateCmd())
 	return cmd
 }
 
@@ -108,4 +108,59 @@ func writeNew(file string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return f.Close()
+}
+
+func newKeyRotateCmd() *cobra.Command {
+	var (
+		f      repoFlags
+		newKey string
+		finish bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rotate --repo URL --key OLD --new-key NEW [--finish]",
+		Short: "Rotate the repository's signing key: sign with both keys, then (--finish) with the new one alone",
+		Long: `rotate starts replacing the signing key --key with --new-key: it adds the new
+key to the repository's trusted keys (keys/trusted.gpg) and signs every dist
+again with both keys (one clearsigned InRelease carrying two signatures, two
+signatures in Release.gpg). Hosts trusting either key keep updating; ship the
+new key to them meanwhile (pkgbuild keyring build, published like any package).
+
+--finish ends it: every dist is signed with the new key alone and the old key is
+dropped from the trusted keys. Hosts that never got the new key then fail with
+apt's NO_PUBKEY, and the old key can no longer change the repository. Both
+steps can be run again. The passphrase of the new key is
+$APTFLEET_NEW_SIGNING_KEY_PASSPHRASE, else $APTFLEET_SIGNING_KEY_PASSPHRASE.`,
+		Example: `  pkgbuild key rotate --repo s3://my-bucket/apt --key old.asc --new-key new.asc
+  pkgbuild key rotate --repo s3://my-bucket/apt --key old.asc --new-key new.asc --finish`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pass := os.Getenv("APTFLEET_NEW_SIGNING_KEY_PASSPHRASE")
+			if pass == "" {
+				pass = os.Getenv("APTFLEET_SIGNING_KEY_PASSPHRASE")
+			}
+			next, err := repo.LoadSigner(newKey, []byte(pass))
+			if err != nil {
+				return oneLine(fmt.Errorf("--new-key: %w", err))
+			}
+			r, err := f.open(cmd.Context(), true, cmd.ErrOrStderr())
+			if err != nil {
+				return oneLine(err)
+			}
+			rotate, verb := r.RotateKey, "signed with %s and %s: %s\n"
+			if finish {
+				rotate, verb = r.FinishRotation, "signed with %[2]s alone, %[1]s no longer trusted: %[3]s\n"
+			}
+			dists, err := rotate(cmd.Context(), next)
+			if err != nil {
+				return oneLine(fmt.Errorf("key rotate: %w", err))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), verb, r.Signer.Fingerprint(), next.Fingerprint(), strings.Join(dists, " "))
+			return nil
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().StringVar(&newKey, "new-key", "", "the new armored OpenPGP private key file (required)")
+	cmd.Flags().BoolVar(&finish, "finish", false, "end the rotation: sign with the new key alone and stop trusting the old one")
+	cmd.MarkFlagRequired("new-key")
+	return cmd
 }

@@ -56,6 +56,7 @@ a local directory that the fleet's instances install from.`,
 		newDistCmd(),
 		newShowCmd(),
 		newKeyCmd(),
+		newKeyringCmd(),
 		newFleetCmd(),
 	)
 	return root.ExecuteContext(ctx)

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,11 +73,18 @@ func TestPageInChromium(t *testing.T) {
 	defer cancelT()
 
 	prod := `#env-hello-production`
+	// text reads a node's text in one script run: the page swaps its fleet
+	// section in at every refresh, and a node looked up before a swap and
+	// read after it reads as empty.
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(function (n) { return n ? n.textContent : "(no " + `+strconv.Quote(sel)+` + ")"; })(document.querySelector(`+strconv.Quote(sel)+`))`))
+		must(err)
+		return strings.TrimSpace(s)
+	}
 	count := func(version string) string {
 		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(prod+` .bar span[data-version="`+version+`"] .count`))
-		must(err)
-		return s
+		return text(prod + ` .bar span[data-version="` + version + `"] .count`)
 	}
 	must(chromedp.Do(bctx, chromedp.Navigate(web.URL+"/"), chromedp.WaitVisible(prod)))
 	if got := count("1.4.0-1"); got != "2" {
@@ -85,20 +93,16 @@ func TestPageInChromium(t *testing.T) {
 	if got := count("1.3.2-1"); got != "3" {
 		t.Errorf("hosts on 1.3.2-1: %s, want 3", got)
 	}
-	done, err := chromedp.Run(bctx, chromedp.Text(prod+` .rollout .done`))
-	must(err)
-	if done != "2" {
+	if done := text(prod + ` .rollout .done`); done != "2" {
 		t.Errorf("rollout done: %s, want 2", done)
 	}
-	staging, err := chromedp.Run(bctx, chromedp.Text(`#env-hello-staging`))
-	must(err)
+	staging := text(`#env-hello-staging`)
 	for _, want := range []string{"paused", "paused by alice@bastion", "broken 1.5.0-1: health check: 503 <script>alert(1)</script>"} {
 		if !strings.Contains(staging, want) {
 			t.Errorf("staging section lacks %q:\n%s", want, staging)
 		}
 	}
-	past, err := chromedp.Run(bctx, chromedp.Text(prod+` table.past`))
-	must(err)
+	past := text(prod + ` table.past`)
 	if !strings.Contains(past, "1.4.0-1") || !strings.Contains(past, "jenkins from staging") {
 		t.Errorf("last rollouts: %q", past)
 	}
