@@ -190,8 +190,8 @@ func TestCanaryStageOnHAProxyUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		a, err := puller.New(cfg, h.name, puller.Deps{
-			Apps: []puller.AppDeps{{Index: index, Installer: h, Restarter: h, Drainer: hx, Checker: chk, LoadStats: hx}},
-			Lock: redislock.New(rdb, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
+			Apps:  []puller.AppDeps{{Index: index, Installer: h, Restarter: h, Drainer: hx, Checker: chk, LoadStats: hx}},
+			Lock:  redislock.New(rdb, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
 			State: state, Canaries: state, Members: members, Publisher: evs,
 			Compare: strings.Compare, Logger: quiet,
 		})

@@ -24,6 +24,7 @@ import (
 	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/apt"
+	"github.com/aptfleet/aptfleet/puller/cloudwatch"
 	"github.com/aptfleet/aptfleet/puller/gossip"
 	"github.com/aptfleet/aptfleet/puller/health"
 	"github.com/aptfleet/aptfleet/puller/hook"
@@ -212,7 +213,7 @@ func (e *env) agent(ctx context.Context, members puller.Membership, tagger pulle
 		Lock: redislock.New(e.rdb, redislock.Options{
 			Prefix: e.cfg.Redis.Prefix, TTL: e.cfg.LockTTL, PollEvery: e.cfg.LockPoll, Logger: e.log,
 		}),
-		State: e.state, Members: members, Tagger: tagger,
+		State: e.state, Canaries: e.state, Members: members, Tagger: tagger,
 		Compare: debian.CompareVersions, Logger: e.log,
 	}
 	var sdk *awsLazy
@@ -285,6 +286,7 @@ func (e *env) appDeps(ctx context.Context, a puller.App, sdk **awsLazy) (puller.
 			return d, fmt.Errorf("drain: %w", err)
 		}
 		d.Drainer = h
+		d.LoadStats = h // the canary analysis reads the same backend's counters
 	case "elbv2":
 		c, err := lazyAWS(ctx, sdk, dr.ELBv2.Region)
 		if err != nil {
@@ -302,6 +304,20 @@ func (e *env) appDeps(ctx context.Context, a puller.App, sdk **awsLazy) (puller.
 			return d, fmt.Errorf("drain: %w", err)
 		}
 		d.Drainer = x
+	}
+	if len(a.Alarms) > 0 {
+		// One DescribeAlarms per cloudwatch.poll for the whole fleet of the
+		// app/env, shared through Redis.
+		c, err := lazyAWS(ctx, sdk, e.cfg.CloudWatch.Region)
+		if err != nil {
+			return d, err
+		}
+		shared, err := cloudwatch.NewShared(e.rdb, cloudwatch.New(c.cfg, e.cfg.CloudWatch.Endpoint), cloudwatch.SharedOptions{
+			Prefix: e.cfg.Redis.Prefix, App: a.Name, Env: a.Env, Host: e.host, Every: e.cfg.CloudWatch.Poll})
+		if err != nil {
+			return d, fmt.Errorf("alarms: %w", err)
+		}
+		d.AlarmReader = shared
 	}
 	return d, nil
 }
