@@ -139,7 +139,7 @@ func New(cfg Config, host string, deps Deps) (*Agent, error) {
 	}
 	for i, app := range cfg.Apps {
 		d := deps.Apps[i]
-		if d.Index == nil || d.Installer == nil || d.Restarter == nil {
+		if d.Index == nil || d.Installer == nil || d.Restarter == nil && !app.NoUnits {
 			return nil, fmt.Errorf("puller: app %s: Index, Installer and Restarter are required", app.Name)
 		}
 		ar := &appRun{App: app, AppDeps: d, server: app.Drain.HAProxy.Server}
@@ -387,7 +387,12 @@ type step struct {
 func (a *Agent) pipeline() []step {
 	return []step{
 		{StepInstall, func(ctx context.Context, ar *appRun, v string) error { return ar.Installer.Install(ctx, ar.Name, v) }},
-		{StepRestart, func(ctx context.Context, ar *appRun, v string) error { return ar.Restarter.Restart(ctx, ar.Name) }},
+		{StepRestart, func(ctx context.Context, ar *appRun, v string) error {
+			if ar.NoUnits {
+				return nil // a package with no process: nothing to restart
+			}
+			return ar.Restarter.Restart(ctx, ar.Name)
+		}},
 		{StepValidate, func(ctx context.Context, ar *appRun, v string) error { return a.validate(ctx, ar, v) }},
 		{StepHealth, func(ctx context.Context, ar *appRun, v string) error { return ar.check(ctx) }},
 	}

@@ -102,6 +102,10 @@ type App struct {
 	// Units are restarted after an install. Default: none listed, meaning
 	// <name>.target and every installed <name>-*.service.
 	Units []string `yaml:"units"`
+	// NoUnits says the package runs no process (the repository's keyring
+	// package, a command-line tool): it is installed under the lock like any
+	// app, and nothing is restarted. Default false.
+	NoUnits bool `yaml:"no_units"`
 	// Health is the app's HTTP health check.
 	Health Health `yaml:"health"`
 	// Drain takes the host out of the load balancer around the restart.

@@ -456,6 +456,7 @@ func TestLaunchTemplateUserData(t *testing.T) {
 				"dist":                          cty.StringVal(""),
 				"repo_url":                      cty.StringVal(cfg.Repo),
 				"keyring_base64":                vars["keyring_base64"],
+				"keyring_package":               cty.StringVal(cfg.KeyringPackage),
 				"redis_addr":                    cty.StringVal(cfg.RedisAddr),
 				"redis_tls":                     cty.True,
 				"redis_auth_ssm_parameter_name": cty.StringVal(cfg.RedisAuthParameter),

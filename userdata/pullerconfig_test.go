@@ -82,6 +82,17 @@ func TestPullerConfig(t *testing.T) {
 			if a.Validate != `/usr/lib/hello/validate --url "http://127.0.0.1:8080/" $HOME` || a.ValidateTimeout != 30*time.Second {
 				t.Errorf("validate %q (%s): want the command verbatim, nothing expanded", a.Validate, a.ValidateTimeout)
 			}
+			// The keyring package: the app and apt trust its file, and the
+			// puller upgrades it like an app that restarts nothing.
+			const kr = "/usr/share/keyrings/aptfleet-archive-keyring.gpg"
+			if a.Keyring != kr {
+				t.Errorf("app keyring %q, want %q", a.Keyring, kr)
+			}
+			k := p.Apps[1]
+			if k.Name != "aptfleet-archive-keyring" || !k.NoUnits || k.Keyring != kr || k.Env != a.Env || k.Dist != a.Dist ||
+				k.Repo != a.Repo || k.SourcesList != a.SourcesList || k.Health.URL != "" || k.Drain.Strategy != "none" {
+				t.Errorf("keyring app = %+v", k)
+			}
 		}},
 		{"no gates", haproxy, func(t *testing.T, p puller.Config) {
 			if a := p.Apps[0]; a.Canary.Enabled() || len(a.Alarms) != 0 || a.Window != "" || a.Validate != "" {
@@ -107,8 +118,9 @@ func TestPullerConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the puller rejects the written configuration: %v\n%s", err, yaml)
 			}
-			if len(cfg.Apps) != 1 {
-				t.Fatalf("apps = %+v", cfg.Apps)
+			// gated names a keyring package: the second app.
+			if want := map[bool]int{false: 1, true: 2}[tc.name == "gated"]; len(cfg.Apps) != want {
+				t.Fatalf("apps = %+v, want %d", cfg.Apps, want)
 			}
 			tc.check(t, cfg)
 		})

@@ -67,6 +67,13 @@ type Config struct {
 	// it is written dearmored to /etc/apt/keyrings/aptfleet.gpg
 	// (keyring_base64, base64 of the binary keyring). Required.
 	Keyring []byte
+	// KeyringPackage names the repository's keyring package (pkgbuild
+	// keyring build) (keyring_package). When set, first boot installs it
+	// after the puller, points the apt source and the puller at
+	// /usr/share/keyrings/<name>.gpg, and lists it as an app with no units,
+	// so the fleet upgrades it and follows a key rotation. Default "": the
+	// keyring above is trusted for good.
+	KeyringPackage string
 	// Region is the AWS region of the bucket and of SSM (region). Required.
 	Region string
 	// S3Endpoint is "HOST:PORT" of an S3-compatible server reached over HTTPS
@@ -262,6 +269,7 @@ func (c *Config) normalize() ([]byte, error) {
 		required     bool
 	}{
 		{"app", c.App, debian.ValidPackageName, "a Debian package name", true},
+		{"keyring_package", c.KeyringPackage, debian.ValidPackageName, "a Debian package name", false},
 		{"env", c.Env, debian.ValidDist, "an environment name", true}, // the default dist, so named like one
 		{"dist", c.Dist, debian.ValidDist, "a distribution name", true},
 		{"repo", c.Repo, repoRE.MatchString, "s3://BUCKET/PREFIX with a bucket name without dots", true},
@@ -450,6 +458,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"dist":                     cty.StringVal(c.Dist),
 		"repo_url":                 cty.StringVal(c.Repo),
 		"keyring_base64":           cty.StringVal(base64.StdEncoding.EncodeToString(keyring)),
+		"keyring_package":          cty.StringVal(c.KeyringPackage),
 		"region":                   cty.StringVal(c.Region),
 		"s3_endpoint":              cty.StringVal(c.S3Endpoint),
 		"ca_bundle":                cty.StringVal(strings.TrimRight(c.CABundle, "\r\n")),

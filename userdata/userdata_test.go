@@ -89,6 +89,7 @@ func lab(t *testing.T) userdata.Config {
 // gated is haproxy with every canary, alarm, window and validate variable set.
 func gated(t *testing.T) userdata.Config {
 	c := haproxy(t)
+	c.KeyringPackage = "aptfleet-archive-keyring"
 	c.CanaryPercent = 10
 	c.CanaryBake = "20s"
 	c.CanaryPromote = "manual"
@@ -172,6 +173,11 @@ func TestShell(t *testing.T) {
 		{"full", full},
 		{"lab", lab},
 		{"haproxy", haproxy},
+		{"keyring package", func(t *testing.T) userdata.Config {
+			c := full(t)
+			c.KeyringPackage = "aptfleet-archive-keyring"
+			return c
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			script, err := userdata.Render(tc.cfg(t))
@@ -333,6 +339,19 @@ func TestSize(t *testing.T) {
 		const headroom = 6 << 10
 		if len(out) > userdata.MaxSize-headroom {
 			t.Errorf("full script is %d bytes: less than %d bytes of the 16 KB limit are left for larger keyrings", len(out), headroom)
+		}
+	})
+	t.Run("full configuration with a keyring package fits", func(t *testing.T) {
+		c := full(t)
+		c.KeyringPackage = "aptfleet-archive-keyring"
+		out, err := userdata.Render(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Still room for an RSA-4096 keyring (3.8 KB) and a CA certificate.
+		const headroom = 5 << 10
+		if len(out) > userdata.MaxSize-headroom {
+			t.Errorf("script with a keyring package is %d bytes: less than %d bytes of the 16 KB limit are left", len(out), headroom)
 		}
 	})
 	t.Run("too large", func(t *testing.T) {

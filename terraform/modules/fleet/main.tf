@@ -40,6 +40,7 @@ locals {
     dist                     = local.dist
     repo_url                 = var.repo_url
     keyring_base64           = var.keyring_base64
+    keyring_package          = var.keyring_package
     region                   = data.aws_region.current.name
     s3_endpoint              = ""
     ca_bundle                = ""

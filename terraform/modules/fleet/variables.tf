@@ -64,6 +64,17 @@ variable "keyring_base64" {
   }
 }
 
+variable "keyring_package" {
+  description = "Name of the repository's keyring package (pkgbuild keyring build). When set, first boot installs it, apt and the puller trust /usr/share/keyrings/NAME.gpg, and the fleet upgrades it, so hosts follow a signing-key rotation. Empty: keyring_base64 is trusted for good."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.keyring_package == "" || can(regex("^[a-z0-9][a-z0-9+.-]+$", var.keyring_package))
+    error_message = "The keyring_package must be a Debian package name."
+  }
+}
+
 variable "redis_addr" {
   description = "HOST:PORT of the fleet's Redis (the locks module's address)."
   type        = string
