@@ -23,7 +23,7 @@ func TestPullerConfig(t *testing.T) {
 		check func(*testing.T, puller.Config)
 	}{
 		{"minimal", minimal, func(t *testing.T, p puller.Config) {
-			if p.Redis.PasswordFile != "" || p.SNSTopicARN != "" {
+			if p.Redis.PasswordFile != "" || p.Redis.Username != "" || p.SNSTopicARN != "" {
 				t.Errorf("unexpected options: %+v", p)
 			}
 			if !p.Redis.TLS || p.Serf.EncryptKeyFile != "/etc/aptfleet/serf.key" {
@@ -39,6 +39,7 @@ func TestPullerConfig(t *testing.T) {
 		{"full", func(t *testing.T) userdata.Config {
 			c := full(t)
 			c.SerfJoinASG = "" // needs the EC2 API; see TestASGPeers
+			c.RedisUsername = "aptfleet-instance"
 			return c
 		}, func(t *testing.T, p puller.Config) {
 			a := p.Apps[0]
@@ -58,7 +59,7 @@ func TestPullerConfig(t *testing.T) {
 			if p.Fraction != 0.34 || p.Schedule != "*/2 * * * *" {
 				t.Errorf("fraction %v, schedule %q", p.Fraction, p.Schedule)
 			}
-			if !p.Redis.TLS || p.Redis.PasswordFile != "/etc/aptfleet/redis-password" || p.Redis.Password != "" {
+			if !p.Redis.TLS || p.Redis.PasswordFile != "/etc/aptfleet/redis-password" || p.Redis.Password != "" || p.Redis.Username != "aptfleet-instance" {
 				t.Errorf("redis = %+v", p.Redis)
 			}
 			if p.Serf.EncryptKeyFile != "/etc/aptfleet/serf.key" || strings.Join(p.Serf.Join, ",") != "10.0.1.10:7946,10.0.2.10:7946" {

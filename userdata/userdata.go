@@ -111,6 +111,10 @@ type Config struct {
 	// token, read at boot into /etc/aptfleet/redis-password
 	// (redis_auth_ssm_parameter). Default "" (no AUTH).
 	RedisAuthParameter string
+	// RedisUsername is the Redis ACL user the puller logs in as
+	// (redis_username): the locks module's instance user. Default "" (the
+	// default user, as with a plain AUTH token).
+	RedisUsername string
 	// SerfKeyParameter names the SSM SecureString holding the base64 Serf
 	// encryption key, read at boot into /etc/aptfleet/serf.key
 	// (serf_key_ssm_parameter). Default "". A gossip key is required: this,
@@ -206,25 +210,26 @@ var ErrNoGossipKey = errors.New("userdata: no gossip key: give serf_key_ssm_para
 	"raise the live count the deploy slots are sized from, and announce deploys")
 
 var (
-	repoRE     = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9-]{1,61}[a-z0-9](/[A-Za-z0-9._~-]+)*/?$`)
-	regionRE   = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
-	hostPortRE = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$`)
-	endpointRE = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
-	keyIDRE    = regexp.MustCompile(`^[A-Za-z0-9]+$`)
-	secretRE   = regexp.MustCompile(`^[A-Za-z0-9/+=._-]+$`)
-	ssmNameRE  = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
-	asgRE      = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	urlRE      = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/?=&%+-]*)?$`)
-	snsARNRE   = regexp.MustCompile(`^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$`)
-	tgARNRE    = regexp.MustCompile(`^arn:[a-z-]+:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]+/[0-9a-f]+$`)
-	socketRE   = regexp.MustCompile(`^(tcp://[A-Za-z0-9.-]+:[0-9]{1,5}|/[A-Za-z0-9._/-]+)$`)
-	backendRE  = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
-	durationRE = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`)
-	promoteRE  = regexp.MustCompile(`^(auto|manual)$`)
-	alarmRE    = regexp.MustCompile(`^[A-Za-z0-9 _./#:()+=@-]+$`) // CloudWatch names, without quotes
-	windowRE   = regexp.MustCompile(`^[A-Za-z0-9 ,:/_+-]+$`)
-	validateRE = regexp.MustCompile(`^[^'\r\n\x00]+$`)
-	scheduleRE = regexp.MustCompile(`^[A-Za-z0-9@*/, -]+$`)
+	repoRE      = regexp.MustCompile(`^s3://[a-z0-9][a-z0-9-]{1,61}[a-z0-9](/[A-Za-z0-9._~-]+)*/?$`)
+	regionRE    = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	hostPortRE  = regexp.MustCompile(`^[A-Za-z0-9.-]+:[0-9]{1,5}$`)
+	endpointRE  = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$`)
+	keyIDRE     = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	secretRE    = regexp.MustCompile(`^[A-Za-z0-9/+=._-]+$`)
+	ssmNameRE   = regexp.MustCompile(`^[A-Za-z0-9_./-]+$`)
+	redisUserRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	asgRE       = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	urlRE       = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/?=&%+-]*)?$`)
+	snsARNRE    = regexp.MustCompile(`^arn:[a-z-]+:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$`)
+	tgARNRE     = regexp.MustCompile(`^arn:[a-z-]+:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]+/[0-9a-f]+$`)
+	socketRE    = regexp.MustCompile(`^(tcp://[A-Za-z0-9.-]+:[0-9]{1,5}|/[A-Za-z0-9._/-]+)$`)
+	backendRE   = regexp.MustCompile(`^[A-Za-z0-9_.:-]+$`)
+	durationRE  = regexp.MustCompile(`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`)
+	promoteRE   = regexp.MustCompile(`^(auto|manual)$`)
+	alarmRE     = regexp.MustCompile(`^[A-Za-z0-9 _./#:()+=@-]+$`) // CloudWatch names, without quotes
+	windowRE    = regexp.MustCompile(`^[A-Za-z0-9 ,:/_+-]+$`)
+	validateRE  = regexp.MustCompile(`^[^'\r\n\x00]+$`)
+	scheduleRE  = regexp.MustCompile(`^[A-Za-z0-9@*/, -]+$`)
 )
 
 // normalize fills defaults and validates c, returning the dearmored keyring.
@@ -282,6 +287,7 @@ func (c *Config) normalize() ([]byte, error) {
 		{"aws_secret_access_key", c.SecretAccessKey, secretRE.MatchString, "a secret access key", false},
 		{"redis_addr", c.RedisAddr, hostPortRE.MatchString, "HOST:PORT", true},
 		{"redis_auth_ssm_parameter", c.RedisAuthParameter, ssmNameRE.MatchString, "an SSM parameter name", false},
+		{"redis_username", c.RedisUsername, redisUserRE.MatchString, "a Redis user name (letters, digits, _ . -)", false},
 		{"serf_key_ssm_parameter", c.SerfKeyParameter, ssmNameRE.MatchString, "an SSM parameter name", false},
 		{"serf_join_asg", c.SerfJoinASG, asgRE.MatchString, "an Auto Scaling group name", false},
 		{"serf_bind", c.SerfBind, hostPortRE.MatchString, "HOST:PORT", false},
@@ -470,6 +476,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"redis_addr":               cty.StringVal(c.RedisAddr),
 		"redis_tls":                cty.BoolVal(c.RedisTLS),
 		"redis_auth_ssm_parameter": cty.StringVal(c.RedisAuthParameter),
+		"redis_username":           cty.StringVal(c.RedisUsername),
 		"serf_key_ssm_parameter":   cty.StringVal(c.SerfKeyParameter),
 		"serf_key":                 cty.StringVal(c.SerfKey),
 		"serf_join_asg":            cty.StringVal(c.SerfJoinASG),

@@ -270,6 +270,7 @@ func TestConfigErrors(t *testing.T) {
 		{"half the keys", func(c *userdata.Config) { c.AccessKeyID = "AKIAEXAMPLE" }, "give both or neither"},
 		{"no redis", func(c *userdata.Config) { c.RedisAddr = "" }, "redis_addr: required"},
 		{"ssm name with space", func(c *userdata.Config) { c.RedisAuthParameter = "/a b" }, "redis_auth_ssm_parameter:"},
+		{"redis user with a quote", func(c *userdata.Config) { c.RedisUsername = "ci'x" }, "redis_username:"},
 		{"bad join", func(c *userdata.Config) { c.SerfJoin = []string{"10.0.0.1"} }, "serf_join[0]:"},
 		{"port", func(c *userdata.Config) { c.AppPort = 70000 }, "app_port:"},
 		{"health url with quote", func(c *userdata.Config) { c.HealthURL = `http://127.0.0.1:8080/"x` }, "health_url:"},

@@ -91,6 +91,7 @@ from. Redis is reached over TLS unless --redis-tls=false.`,
 	f.StringVar(&c.RedisAddr, "redis-addr", "", "HOST:PORT of the fleet's Redis (required)")
 	f.BoolVar(&c.RedisTLS, "redis-tls", c.RedisTLS, "connect to Redis over TLS (--redis-tls=false for a Redis without it)")
 	f.StringVar(&c.RedisAuthParameter, "redis-auth-parameter", "", "SSM SecureString holding the Redis AUTH token")
+	f.StringVar(&c.RedisUsername, "redis-username", "", "Redis ACL user of the instances (the locks module's instance_user_name); default: the default user")
 	f.StringVar(&c.SerfKeyParameter, "serf-key-ssm-parameter", "", "SSM SecureString holding the base64 Serf encryption key (read at boot)")
 	f.StringVar(&serfKeyFile, "serf-key-file", "", "file holding the base64 Serf encryption key, written into the script (hosts outside AWS)")
 	f.BoolVar(&c.InsecureGossip, "insecure-gossip", false, "render without a gossip key: any host reaching the Serf port can join")

@@ -47,6 +47,7 @@ module "fleet" {
   redis_addr                    = module.locks.address
   redis_tls                     = true
   redis_auth_ssm_parameter_name = module.locks.auth_ssm_parameter_name
+  redis_username                = module.locks.instance_user_name
 
   sns_topic_arn = module.notifier.topic_arn
 

@@ -52,6 +52,7 @@ locals {
     redis_addr               = var.redis_addr
     redis_tls                = var.redis_tls
     redis_auth_ssm_parameter = var.redis_auth_ssm_parameter_name
+    redis_username           = var.redis_username
     serf_key_ssm_parameter   = local.serf_key_parameter_name
     serf_key                 = ""
     serf_join_asg            = var.name

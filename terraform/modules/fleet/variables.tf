@@ -102,6 +102,17 @@ variable "redis_auth_ssm_parameter_name" {
   }
 }
 
+variable "redis_username" {
+  description = "Redis ACL user the pullers log in as (the locks module's instance_user_name). Empty for the default user."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]*$", var.redis_username))
+    error_message = "The redis_username must be letters, digits and _ . -."
+  }
+}
+
 variable "serf_key_ssm_parameter_name" {
   description = "SSM SecureString holding the base64 Serf gossip encryption key. Empty (the default): the module generates a 32-byte key and stores it as the SecureString /aptfleet/<name>/serf-key."
   type        = string

@@ -1,19 +1,90 @@
 # ElastiCache Redis for the rolling lock, the broken marks and the fleet
-# state: TLS in transit, AUTH token generated here and kept in SSM (never in
-# user-data), encrypted at rest.
+# state: TLS in transit, one user per role with passwords generated here and
+# kept in SSM (never in user-data), encrypted at rest.
 
-resource "random_password" "auth" {
+# One ElastiCache RBAC user per role (instances, CI, operators), each with the
+# ACL of the roles file shared with the docs and the tests, and a password of
+# its own in an SSM SecureString. The instances' password keeps the parameter
+# the instances read at boot (auth_ssm_parameter_name).
+locals {
+  roles = jsondecode(templatefile("${path.module}/roles.json.tftpl", { prefix = var.key_prefix })).roles
+
+  password_parameter_names = {
+    for role in keys(local.roles) :
+    role => role == "instance" ? var.auth_ssm_parameter_name : "${var.auth_ssm_parameter_name}-${role}"
+  }
+}
+
+resource "random_password" "role" {
+  for_each = local.roles
+
   length  = 64
   special = false
 }
 
-resource "aws_ssm_parameter" "auth" {
-  name        = var.auth_ssm_parameter_name
-  description = "AUTH token of the ${var.name} Redis replication group"
+resource "aws_ssm_parameter" "role" {
+  for_each = local.roles
+
+  name        = local.password_parameter_names[each.key]
+  description = "Password of the ${each.value.user_name} Redis user (${each.key}) of ${var.name}"
   type        = "SecureString"
-  value       = random_password.auth.result
+  value       = random_password.role[each.key].result
   key_id      = var.kms_key_arn == "" ? null : var.kms_key_arn
   tags        = var.tags
+}
+
+moved {
+  from = random_password.auth
+  to   = random_password.role["instance"]
+}
+
+moved {
+  from = aws_ssm_parameter.auth
+  to   = aws_ssm_parameter.role["instance"]
+}
+
+resource "aws_elasticache_user" "role" {
+  for_each = local.roles
+
+  user_id       = "${var.name}-${each.key}"
+  user_name     = each.value.user_name
+  engine        = "REDIS"
+  access_string = each.value.access_string
+
+  authentication_mode {
+    type      = "password"
+    passwords = [random_password.role[each.key].result]
+  }
+
+  tags = var.tags
+}
+
+# ElastiCache requires a user named "default" in every user group: this one
+# is switched off, so a client that does not name its user gets nothing.
+resource "random_password" "default_user" {
+  length  = 64
+  special = false
+}
+
+resource "aws_elasticache_user" "default" {
+  user_id       = "${var.name}-default"
+  user_name     = "default"
+  engine        = "REDIS"
+  access_string = "off -@all"
+
+  authentication_mode {
+    type      = "password"
+    passwords = [random_password.default_user.result]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_elasticache_user_group" "locks" {
+  user_group_id = var.name
+  engine        = "REDIS"
+  user_ids      = concat([aws_elasticache_user.default.user_id], [for u in aws_elasticache_user.role : u.user_id])
+  tags          = var.tags
 }
 
 resource "aws_elasticache_subnet_group" "locks" {
@@ -56,7 +127,7 @@ resource "aws_elasticache_replication_group" "locks" {
   multi_az_enabled           = var.num_cache_clusters > 1
 
   transit_encryption_enabled = true
-  auth_token                 = random_password.auth.result
+  user_group_ids             = [aws_elasticache_user_group.locks.id]
   at_rest_encryption_enabled = true
   kms_key_id                 = var.kms_key_arn == "" ? null : var.kms_key_arn
 

@@ -31,9 +31,14 @@ variable "num_cache_clusters" {
 }
 
 variable "engine_version" {
-  description = "Redis engine version."
+  description = "Redis engine version: 7.0 or later (the roles' ACLs use read-only key patterns)."
   type        = string
   default     = "7.1"
+
+  validation {
+    condition     = can(regex("^([7-9]|[1-9][0-9]+)[.]", var.engine_version))
+    error_message = "The engine_version must be 7.0 or later: the roles' ACLs use Redis 7's read-only key patterns (%R~)."
+  }
 }
 
 variable "port" {
@@ -43,8 +48,19 @@ variable "port" {
 }
 
 variable "auth_ssm_parameter_name" {
-  description = "Name of the SSM SecureString parameter the module writes the generated AUTH token to; instances read it at boot."
+  description = "Name of the SSM SecureString parameter the module writes the instance user's generated password to; instances read it at boot. The CI and operator users' passwords go to the same name suffixed -ci and -operator."
   type        = string
+}
+
+variable "key_prefix" {
+  description = "Key prefix of every aptfleet key (the puller's redis.prefix, pkgbuild's --redis-prefix); each role's ACL allows keys under it only."
+  type        = string
+  default     = "aptfleet:"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.:-]+$", var.key_prefix))
+    error_message = "The key_prefix must be letters, digits and _ . : - (no glob characters)."
+  }
 }
 
 variable "kms_key_arn" {
