@@ -416,6 +416,9 @@ func (r renderer) deploy(d *event.Deploy) card {
 	if d.DurationSeconds > 0 {
 		fields = appendField(fields, "Took", strconv.FormatFloat(d.DurationSeconds, 'f', 1, 64)+" s")
 	}
+	if steps := d.Steps.String(); steps != "" {
+		fields = appendField(fields, "Steps", steps)
+	}
 	if !d.Time.IsZero() {
 		fields = appendField(fields, "Time", d.Time.UTC().Format("2006-01-02 15:04:05 UTC"))
 	}

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,13 +86,14 @@ type Agent struct {
 type appRun struct {
 	App
 	AppDeps
-	etag        string    // InRelease ETag of the last fully handled index
-	current     string    // installed version, once known
-	known       bool      // current was read
-	needRestore bool      // drained but not yet restored
-	unhealthy   bool      // a rollback failed: out of service until healthy again
-	lastErr     string    // last cycle error, to log a repeating one once
-	staleDate   time.Time // Date of the stale InRelease last reported
+	etag        string      // InRelease ETag of the last fully handled index
+	current     string      // installed version, once known
+	known       bool        // current was read
+	needRestore bool        // drained but not yet restored
+	unhealthy   bool        // a rollback failed: out of service until healthy again
+	lastErr     string      // last cycle error, to log a repeating one once
+	staleDate   time.Time   // Date of the stale InRelease last reported
+	steps       event.Steps // step durations of the move in progress, for its events
 	// validateOutput is the output of the validate hook that failed the
 	// latest move, for its failed event ("" otherwise).
 	validateOutput string
@@ -348,14 +350,15 @@ func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 			a.log.Warn("bootstrap installs nothing", "app", ar.Name, "env", ar.Env, "reason", d.Next)
 			rec.State, rec.Reason = StateHeld, d.Next
 		}
-		return a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, rec)
+		return a.recordHost(ctx, ar, rec)
 	}
 	current, target := ar.current, d.Target
 	a.log.Info("bootstrap installs", "app", ar.Name, "env", ar.Env, "version", target, "newest", d.Newest)
-	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, HostRecord{Version: current, Target: target, State: StateBootstrap}); err != nil {
+	if err := a.recordHost(ctx, ar, HostRecord{Version: current, Target: target, State: StateBootstrap}); err != nil {
 		return err // before the first step: fatal (see record)
 	}
 	start := a.now()
+	ar.steps = event.Steps{}
 	a.emit(ctx, ar, event.Started, target, current, "", 0)
 	if err := a.move(ctx, ar, target, nil); err != nil {
 		var se *stepError
@@ -365,10 +368,15 @@ func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 		return a.fail(ctx, ar, current, target, attribute(se, current), start, true)
 	}
 	ar.quarantine = nil
-	a.emit(ctx, ar, event.Succeeded, target, current, "", a.now().Sub(start))
+	took := a.now().Sub(start)
 	a.setCurrent(ar, target)
 	ar.etag = etag
-	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, HostRecord{Version: target, State: StateOK}))
+	a.record(ctx, ar, "host", a.recordHost(ctx, ar, HostRecord{Version: target, State: StateOK}))
+	// A host that boots while target rolls out counts in that rollout; a
+	// first boot, or one after the rollout ended, starts none.
+	r, _, err := a.deps.State.JoinRollout(ctx, ar.Name, ar.Env, target)
+	a.record(ctx, ar, "rollout", err)
+	a.emitProgress(ctx, ar, event.Succeeded, target, current, "", took, r)
 	return nil
 }
 
@@ -425,7 +433,7 @@ func (e *stepError) Unwrap() error { return e.err }
 
 // move runs the pipeline for version. before, when not nil, runs before every
 // step (a deploy's lease guard); its error is returned as is, a step's as a
-// *stepError.
+// *stepError. Each step's duration is added to ar.steps and observed.
 func (a *Agent) move(ctx context.Context, ar *appRun, version string, before func() error) error {
 	for _, st := range a.pipeline() {
 		if before != nil {
@@ -433,11 +441,32 @@ func (a *Agent) move(ctx context.Context, ar *appRun, version string, before fun
 				return err
 			}
 		}
-		if err := st.run(ctx, ar, version); err != nil {
+		t0 := a.now()
+		err := st.run(ctx, ar, version)
+		a.timed(ar, st.name, t0)
+		if err != nil {
 			return &stepError{step: st.name, err: err}
 		}
 	}
 	return nil
+}
+
+// timed records that step, begun at t0, has ended: in ar.steps, for the
+// move's events, and in the step duration histogram. A step is labelled by
+// its name's first word ("health check" is health).
+func (a *Agent) timed(ar *appRun, step string, t0 time.Time) {
+	if i := strings.IndexByte(step, ' '); i > 0 {
+		step = step[:i]
+	}
+	d := a.now().Sub(t0)
+	ar.steps.Add(step, d.Seconds())
+	a.metrics.observeStep(ar.Name, ar.Env, step, d)
+}
+
+// recordHost writes the host's record for ar and sets its state gauge.
+func (a *Agent) recordHost(ctx context.Context, ar *appRun, rec HostRecord) error {
+	a.metrics.setState(ar.Name, ar.Env, string(rec.State))
+	return a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, rec)
 }
 
 // record applies the one error policy for bookkeeping writes: the host
@@ -496,14 +525,25 @@ func (a *Agent) decide(ctx context.Context, ar *appRun, holds bool) (Decision, e
 }
 
 func (a *Agent) situation(ctx context.Context, ar *appRun, holds bool) (Situation, error) {
-	versions, err := ar.Index.Versions(ctx, ar.Dist, ar.Name)
+	listing, err := ar.Index.Versions(ctx, ar.Dist, ar.Name)
 	if err != nil {
 		return Situation{}, err
 	}
+	versions := listing.Versions
+	a.metrics.checked(ar.Name, ar.Env, a.now())
+	a.metrics.setValidUntil(ar.Name, ar.Env, listing.ValidUntil)
 	broken, err := a.deps.State.Broken(ctx, ar.Name, ar.Env)
 	if err != nil {
 		return Situation{}, err
 	}
+	newest := ""
+	for _, v := range versions {
+		if newest == "" || a.deps.Compare(v, newest) > 0 {
+			newest = v
+		}
+	}
+	_, halted := broken[newest]
+	a.metrics.setHalted(ar.Name, ar.Env, newest != "" && halted)
 	if !ar.known {
 		cur, err := ar.Installer.Installed(ctx, ar.Name)
 		if err != nil {
@@ -582,6 +622,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 	if !changed && ar.known {
 		// Idle: one conditional request, the heartbeat that keeps this host
 		// live in status, and the semaphore's guard armed.
+		a.metrics.checked(ar.Name, ar.Env, a.now())
 		return a.rest(ctx, ar, ar.current)
 	}
 	for attempt := 0; ; attempt++ {
@@ -622,7 +663,7 @@ func (a *Agent) hold(ctx context.Context, ar *appRun, d Decision) error {
 	if q := ar.quarantine; q != nil && d.Held[0].Kind == HoldQuarantine {
 		rec.State, rec.Reason, rec.RetryAt = StateFailed, q.reason, q.until
 	}
-	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, rec); err != nil {
+	if err := a.recordHost(ctx, ar, rec); err != nil {
 		return err
 	}
 	_, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env)
@@ -632,7 +673,7 @@ func (a *Agent) hold(ctx context.Context, ar *appRun, d Decision) error {
 // rest records a host with nothing to deploy and arms the app/env's
 // semaphore guard.
 func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
-	if err := a.deps.State.RecordHost(ctx, ar.Name, ar.Env, a.host, a.resting(ar)); err != nil {
+	if err := a.recordHost(ctx, ar, a.resting(ar)); err != nil {
 		return err
 	}
 	if _, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env); err != nil {
@@ -662,10 +703,14 @@ func (a *Agent) deploy(ctx context.Context, ar *appRun, current, target string) 
 // drain, run the pipeline, restore; or the failure path.
 func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target string) error {
 	app, env := ar.Name, ar.Env
-	if err := a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateWaiting}); err != nil {
+	if err := a.recordHost(ctx, ar, HostRecord{Version: current, Target: target, State: StateWaiting}); err != nil {
 		return err // Redis is away: no deploy starts
 	}
-	if err := a.deps.State.StartRollout(ctx, app, env, target, a.deps.Members.Alive(app, env)); err != nil {
+	start := a.deps.State.StartRollout
+	if current != "" && a.deps.Compare(current, target) > 0 {
+		start = a.deps.State.StepDown // a rollback: target's rollout runs again
+	}
+	if err := start(ctx, app, env, target, a.deps.Members.Alive(app, env)); err != nil {
 		return err
 	}
 	lease, err := a.acquire(ctx, ar, target)
@@ -695,9 +740,10 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 	} else if reason != "" {
 		return a.haltForAlarm(ctx, ar, current, target, reason)
 	}
-	start := a.now()
+	began := a.now()
+	ar.steps = event.Steps{}
 	a.emit(ctx, ar, event.Started, target, current, "", 0)
-	if err := a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateDeploying}); err != nil {
+	if err := a.recordHost(ctx, ar, HostRecord{Version: current, Target: target, State: StateDeploying}); err != nil {
 		return err
 	}
 	// Every destructive step starts only under a live lease; a lost lease is
@@ -721,8 +767,11 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 			return err
 		}
 		ar.needRestore = true
-		if err := ar.Drainer.Drain(ctx); err != nil {
-			return a.fail(ctx, ar, current, target, attribute(&stepError{step: StepDrain, err: err}, current), start, false)
+		t0 := a.now()
+		err := ar.Drainer.Drain(ctx)
+		a.timed(ar, StepDrain, t0)
+		if err != nil {
+			return a.fail(ctx, ar, current, target, attribute(&stepError{step: StepDrain, err: err}, current), began, false)
 		}
 	}
 	if err := a.move(ctx, ar, target, guard); err != nil {
@@ -733,14 +782,14 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s %s: %w", se.step, target, ctx.Err())
 		}
-		return a.fail(ctx, ar, current, target, attribute(se, current), start, false)
+		return a.fail(ctx, ar, current, target, attribute(se, current), began, false)
 	}
 	ar.unhealthy, ar.quarantine = false, nil
 	a.restore(ctx, ar)
 	a.setCurrent(ar, target)
-	d := a.now().Sub(start)
+	d := a.now().Sub(began)
 	a.metrics.duration.WithLabelValues(app, env, "succeeded").Observe(d.Seconds())
-	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: target, State: StateOK}))
+	a.record(ctx, ar, "host", a.recordHost(ctx, ar, HostRecord{Version: target, State: StateOK}))
 	r, err := a.deps.State.FinishHost(ctx, app, env, target, true)
 	a.record(ctx, ar, "rollout", err)
 	a.emitProgress(ctx, ar, event.Succeeded, target, current, "", d, r)
@@ -811,7 +860,10 @@ func (a *Agent) restore(ctx context.Context, ar *appRun) {
 	if ar.Drainer == nil || !ar.needRestore {
 		return
 	}
-	if err := ar.Drainer.Restore(ctx); err != nil {
+	t0 := a.now()
+	err := ar.Drainer.Restore(ctx)
+	a.timed(ar, "restore", t0)
+	if err != nil {
 		a.log.Error("restore into the load balancer; retrying next cycle", "app", ar.Name, "err", err)
 		return
 	}
@@ -865,10 +917,11 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target string, f 
 			a.log.Error("record release failure; the version may not be marked broken", "app", app, "version", target, "err", err)
 		}
 	}
-	back := current // "" when the host could not get back to current
+	back := current          // "" when the host could not get back to current
+	ar.steps = event.Steps{} // the rolled_back event carries the rollback's steps
 	if changed {
 		if current != "" {
-			a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: current, Target: target, State: StateRollingBack, Reason: reason}))
+			a.record(ctx, ar, "host", a.recordHost(ctx, ar, HostRecord{Version: current, Target: target, State: StateRollingBack, Reason: reason}))
 			if err := a.move(ctx, ar, current, nil); err != nil {
 				a.log.Error("rollback failed; host left out of the load balancer", "app", app, "version", current, "err", err)
 				back = ""
@@ -901,14 +954,14 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target string, f 
 			ar.quarantine = q
 			rec.RetryAt = q.until
 		}
-		a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, rec))
+		a.record(ctx, ar, "host", a.recordHost(ctx, ar, rec))
 		a.emitProgress(ctx, ar, event.HostFailed, target, current, reason, 0, r)
 		return fmt.Errorf("%w: %s %s: %s", ErrHostFault, app, target, reason)
 	}
 	if !changed || back != "" {
 		rec = HostRecord{Version: back, State: StateOK}
 	}
-	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, rec))
+	a.record(ctx, ar, "host", a.recordHost(ctx, ar, rec))
 	if back != "" && changed {
 		// The event is about the failed version; Previous is the one the
 		// host went back to (the version before the deploy).
@@ -924,14 +977,25 @@ func (a *Agent) emit(ctx context.Context, ar *appRun, k event.Kind, version, pre
 	a.emitProgress(ctx, ar, k, version, previous, reason, d, Rollout{})
 }
 
-// emitProgress logs e and publishes it when a Publisher is configured.
+// emitProgress logs e, records a host's outcome (succeeded, failed,
+// rolled_back, host_failed, halted) in the app/env's history, and publishes
+// e when a Publisher is configured. This is the one path of every deploy
+// event.
 func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, version, previous, reason string, d time.Duration, r Rollout) {
 	e := event.New(k, ar.Name, ar.Env, version, a.host, a.now())
 	e.Previous, e.Reason = previous, reason
 	e.Total, e.Done, e.Failed = r.Total, r.Done, r.Failed
 	e.DurationSeconds = d.Seconds()
-	if k == event.Failed {
-		e.Output = ar.validateOutput
+	outcome := false
+	switch k {
+	case event.Succeeded, event.Failed, event.RolledBack, event.HostFailed:
+		e.Steps = ar.steps
+		outcome = true
+		if k == event.Failed {
+			e.Output = ar.validateOutput
+		}
+	case event.Halted:
+		outcome = true
 	}
 	level := slog.LevelInfo
 	if k == event.Failed || k == event.Halted || k == event.HostFailed {
@@ -939,11 +1003,14 @@ func (a *Agent) emitProgress(ctx context.Context, ar *appRun, k event.Kind, vers
 	}
 	attrs := []any{"app", e.App, "env", e.Env, "version", e.Version,
 		"previous", e.Previous, "host", e.Host, "reason", e.Reason, "duration_s", e.DurationSeconds,
-		"done", e.Done, "failed", e.Failed, "total", e.Total}
+		"done", e.Done, "failed", e.Failed, "total", e.Total, "steps", e.Steps.String()}
 	if e.Output != "" {
 		attrs = append(attrs, "output", e.Output)
 	}
 	a.log.Log(ctx, level, "deploy "+string(k), attrs...)
+	if outcome {
+		a.record(ctx, ar, "history", a.deps.State.Record(context.WithoutCancel(ctx), e))
+	}
 	if a.deps.Publisher != nil {
 		if err := a.deps.Publisher.Publish(context.WithoutCancel(ctx), e); err != nil {
 			a.log.Warn("publish deploy event", "kind", k, "err", err)

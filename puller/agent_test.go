@@ -36,6 +36,8 @@ type memIndex struct {
 	checks   atomic.Int64  // conditional requests
 	fetches  atomic.Int64  // index downloads
 	block    chan struct{} // when set, Check waits on it
+	// validUntil is the Valid-Until the index reports (zero: none).
+	validUntil time.Time
 }
 
 func (m *memIndex) publish(v string) {
@@ -63,11 +65,11 @@ func (m *memIndex) Check(ctx context.Context, dist, etag string) (bool, string, 
 	return cur != etag, cur, nil
 }
 
-func (m *memIndex) Versions(ctx context.Context, dist, pkg string) ([]string, error) {
+func (m *memIndex) Versions(ctx context.Context, dist, pkg string) (puller.Listing, error) {
 	m.fetches.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return slices.Clone(m.versions), nil
+	return puller.Listing{Versions: slices.Clone(m.versions), ValidUntil: m.validUntil}, nil
 }
 
 // fleet records what the hosts' apt, systemd, load balancer and health check

@@ -49,20 +49,20 @@ func (r RepoIndex) Check(ctx context.Context, dist, etag string) (bool, string, 
 }
 
 // Versions implements Index.
-func (r RepoIndex) Versions(ctx context.Context, dist, pkg string) ([]string, error) {
+func (r RepoIndex) Versions(ctx context.Context, dist, pkg string) (Listing, error) {
 	d, err := r.Reader.Dist(ctx, dist)
 	if err != nil {
-		return nil, err
+		return Listing{}, err
 	}
 	if r.Dates != nil {
 		date := d.Release.Date
 		newest, err := r.Dates.Advance(r.App+"/"+dist, date)
 		if err != nil {
-			return nil, err
+			return Listing{}, err
 		}
 		if date.Before(newest) {
-			return nil, &StaleIndexError{App: r.App, Dist: dist, Date: date, Newest: newest}
+			return Listing{}, &StaleIndexError{App: r.App, Dist: dist, Date: date, Newest: newest}
 		}
 	}
-	return repo.Versions(d.Packages, pkg), nil
+	return Listing{Versions: repo.Versions(d.Packages, pkg), ValidUntil: d.Release.ValidUntil}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aptfleet/aptfleet/internal/debian"
 	"github.com/aptfleet/aptfleet/internal/testenv/debs"
@@ -58,7 +59,9 @@ func TestRealRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := &countingStore{Store: ds}
-	r := &repo.Repo{Store: ds, Signer: signer, Config: repo.DefaultConfig()}
+	cfg := repo.DefaultConfig()
+	cfg.ValidFor = 7 * 24 * time.Hour
+	r := &repo.Repo{Store: ds, Signer: signer, Config: cfg}
 	publish := func(version string) {
 		t.Helper()
 		if _, err := r.Publish(ctx, "staging", "main", []string{debs.Write(t, work, debs.Spec{Name: "hello", Version: version})}); err != nil {
@@ -99,6 +102,20 @@ func TestRealRepository(t *testing.T) {
 		}
 		if n := len(tb.fleet.installs); n != 0 {
 			t.Errorf("%d installs on idle ticks", n)
+		}
+	})
+	t.Run("the listing carries Valid-Until", func(t *testing.T) {
+		reader := &repo.Reader{Store: ds, Keyring: signer.Keyring()}
+		d, err := reader.Dist(ctx, "staging")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := puller.RepoIndex{Reader: reader}.Versions(ctx, "staging", "hello")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Release.ValidUntil.IsZero() || !l.ValidUntil.Equal(d.Release.ValidUntil) {
+			t.Fatalf("listing's Valid-Until %s, want the Release's %s", l.ValidUntil, d.Release.ValidUntil)
 		}
 	})
 	t.Run("a publish is deployed in dpkg order", func(t *testing.T) {

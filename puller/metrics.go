@@ -65,7 +65,7 @@ func NewMetrics() *Metrics {
 		}, []string{"app", "env"}),
 		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aptfleet_puller_host_state",
-			Help: "1 for the state this host's record is in (ok, waiting, deploying, rolling_back, failed, bootstrapping, paused), 0 for the others.",
+			Help: "1 for the state this host's record is in (ok, waiting, deploying, rolling_back, failed, bootstrapping, held), 0 for the others.",
 		}, []string{"app", "env", "state"}),
 		halted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "aptfleet_puller_rollout_halted",
@@ -98,7 +98,7 @@ func (m *Metrics) setVersion(app, env, v string) {
 }
 
 // hostStates are the values aptfleet_puller_host_state takes.
-var hostStates = []string{"ok", "waiting", "deploying", "rolling_back", "failed", "bootstrapping", "paused"}
+var hostStates = []string{"ok", "waiting", "deploying", "rolling_back", "failed", "bootstrapping", "held"}
 
 // setState sets app/env's host state gauge to state (1) and the others to 0.
 func (m *Metrics) setState(app, env, state string) {

@@ -153,6 +153,19 @@ type State interface {
 	LeaveRollout(ctx context.Context, app, env, version string) (Rollout, error)
 	// Rollout reads version's rollout (the zero Rollout when never started).
 	Rollout(ctx context.Context, app, env, version string) (Rollout, error)
+	// StepDown records that a host goes back to version, older than the one
+	// it runs (a rollback or a yank took the newer one out of the index):
+	// the first host to step down after version's rollout finished, or after
+	// a rollout that was not a step down, starts it anew; the others count
+	// in it as StartRollout does.
+	StepDown(ctx context.Context, app, env, version string, alive int) error
+	// JoinRollout counts a host that bootstrapped straight onto version in
+	// version's rollout, as one more host done, when that rollout is
+	// running; joined is false, and nothing is written, when it is not.
+	JoinRollout(ctx context.Context, app, env, version string) (r Rollout, joined bool, err error)
+	// Record appends one of a host's deploy events (its outcome) to the
+	// app/env's history.
+	Record(ctx context.Context, e event.Deploy) error
 }
 
 // Installer runs apt-get/dpkg on the host.
@@ -191,8 +204,15 @@ type Index interface {
 	// Check makes one conditional request for dist's InRelease: changed is
 	// false, and nothing else is fetched, when its ETag is still etag.
 	Check(ctx context.Context, dist, etag string) (changed bool, newETag string, err error)
-	// Versions lists pkg's versions in dist's signature-verified index.
-	Versions(ctx context.Context, dist, pkg string) ([]string, error)
+	// Versions lists pkg's versions in dist's signature-verified index,
+	// with the index's Valid-Until.
+	Versions(ctx context.Context, dist, pkg string) (Listing, error)
+}
+
+// Listing is what one verified read of a dist's index says about a package.
+type Listing struct {
+	Versions   []string  // the package's versions in the dist
+	ValidUntil time.Time // the InRelease's Valid-Until; zero when it has none
 }
 
 // Membership counts the live hosts of an app/env (the Serf members tagged with them).

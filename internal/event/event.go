@@ -2,7 +2,10 @@
 // notifier renders. It is shared so the two never disagree on field names.
 package event
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // Source marks a JSON message as an aptfleet deploy event.
 const Source = "aptfleet.deploy"
@@ -69,6 +72,79 @@ type Deploy struct {
 	Output string `json:"output,omitempty"`
 	// Duration of the host's deploy, for succeeded/failed events.
 	DurationSeconds float64 `json:"duration_seconds,omitempty"`
+	// Steps is how long each step of the host's deploy took, for
+	// succeeded, failed and rolled_back events (a rolled_back event's are
+	// the rollback's own).
+	Steps Steps `json:"steps,omitzero"`
+}
+
+// Steps is the seconds each step of one host's deploy took; a step that did
+// not run is 0.
+type Steps struct {
+	Drain    float64 `json:"drain,omitempty"`
+	Install  float64 `json:"install,omitempty"`
+	Restart  float64 `json:"restart,omitempty"`
+	Validate float64 `json:"validate,omitempty"`
+	Health   float64 `json:"health,omitempty"`
+	Restore  float64 `json:"restore,omitempty"`
+}
+
+// StepNames are the steps of Steps, in the order a deploy runs them (the
+// step label of the step duration metric).
+var StepNames = []string{"drain", "install", "restart", "validate", "health", "restore"}
+
+// Add adds seconds to step (one of StepNames; another name is ignored).
+func (s *Steps) Add(step string, seconds float64) {
+	switch step {
+	case "drain":
+		s.Drain += seconds
+	case "install":
+		s.Install += seconds
+	case "restart":
+		s.Restart += seconds
+	case "validate":
+		s.Validate += seconds
+	case "health":
+		s.Health += seconds
+	case "restore":
+		s.Restore += seconds
+	}
+}
+
+// Of returns the seconds of step (one of StepNames).
+func (s Steps) Of(step string) float64 {
+	switch step {
+	case "drain":
+		return s.Drain
+	case "install":
+		return s.Install
+	case "restart":
+		return s.Restart
+	case "validate":
+		return s.Validate
+	case "health":
+		return s.Health
+	case "restore":
+		return s.Restore
+	}
+	return 0
+}
+
+// String is "drain 3.0s, install 1.2s, ...", the steps that ran.
+func (s Steps) String() string {
+	var b []byte
+	for _, n := range StepNames {
+		if v := s.Of(n); v > 0 {
+			if len(b) > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, n...)
+			b = append(b, ' ')
+			b = strconv.AppendFloat(b, v, 'f', 1, 64)
+			b = append(b, 's')
+		}
+	}
+	return string(b)
 }
 
 // New returns an event of kind k with Source and Time set.

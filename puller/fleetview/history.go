@@ -23,7 +23,7 @@ const (
 type Past struct {
 	Version string    `json:"version"`
 	Actor   string    `json:"promoted_by,omitempty"` // who promoted it, when a promote was recorded
-	From    string    `json:"from,omitempty"`        // the dist it was promoted from
+	From    string    `json:"from,omitempty"`        // the dist it was promoted from; "rollback" for a rollback's step down
 	Start   time.Time `json:"start"`
 	End     time.Time `json:"end"`
 	Outcome string    `json:"outcome"`
@@ -36,8 +36,18 @@ type Past struct {
 // tell of, oldest first.
 func Rollouts(entries []Entry) []Past {
 	var out []*Past
-	latest := map[string]*Past{} // version -> its latest rollout
-	promoted := map[string]Entry{}
+	latest := map[string]*Past{}   // version -> its latest rollout
+	promoted := map[string]Entry{} // version -> the promote (or rollback) that made it the target
+	// counted is the rollout a host's outcome belongs to: version's latest
+	// one while it runs, or when the outcome was counted in it (a host's
+	// event comes just after the count that ended the rollout). A first
+	// boot, or a new instance after the rollout ended, is in none.
+	counted := func(e Entry) *Past {
+		if p := latest[e.Version]; p != nil && (p.Outcome == OutcomeRunning || e.Done+e.Failed > 0) {
+			return p
+		}
+		return nil
+	}
 	get := func(e Entry) *Past {
 		if p := latest[e.Version]; p != nil {
 			return p
@@ -67,15 +77,17 @@ func Rollouts(entries []Entry) []Past {
 			p := get(e)
 			p.Start = e.Time
 		case event.Succeeded:
-			p := get(e)
-			p.Hosts = append(p.Hosts, fmt.Sprintf("%s ok %.1fs", e.Host, e.DurationSeconds))
-		case event.Failed, event.RolledBack, event.Kind("host_failed"):
-			p := get(e)
-			line := e.Host + " " + strings.ReplaceAll(string(e.Kind), "_", " ")
-			if e.Reason != "" {
-				line += ": " + e.Reason
+			if p := counted(e); p != nil {
+				p.Hosts = append(p.Hosts, fmt.Sprintf("%s ok %.1fs", e.Host, e.DurationSeconds)+steps(e.Steps))
 			}
-			p.Hosts = append(p.Hosts, line)
+		case event.Failed, event.RolledBack, event.Kind("host_failed"):
+			if p := counted(e); p != nil {
+				line := e.Host + " " + strings.ReplaceAll(string(e.Kind), "_", " ")
+				if e.Reason != "" {
+					line += ": " + e.Reason
+				}
+				p.Hosts = append(p.Hosts, line+steps(e.Steps))
+			}
 		case event.RolloutDone:
 			p := get(e)
 			p.Outcome, p.End = OutcomeDone, e.Time
@@ -91,9 +103,15 @@ func Rollouts(entries []Entry) []Past {
 			outcome := OutcomeRolledBack
 			if e.Kind == event.Yanked {
 				outcome = OutcomeYanked
+			} else if e.Version != "" {
+				// The fleet steps down to e.Version: its next rollout is this
+				// rollback's.
+				e.From = "rollback"
+				promoted[e.Version] = e
 			}
 			for _, v := range strings.Split(e.Removed, ",") {
-				if p := latest[strings.TrimSpace(v)]; p != nil {
+				// A halted rollout stays halted: that is how it ended.
+				if p := latest[strings.TrimSpace(v)]; p != nil && p.Outcome != OutcomeHalted {
 					p.Outcome, p.Reason = outcome+" by "+e.Actor, e.Reason
 					if p.End.IsZero() {
 						p.End = e.Time
@@ -127,7 +145,11 @@ func HistoryText(w io.Writer, app, env string, entries []Entry, limit int) {
 				outcome += ": " + p.Reason
 			}
 			by := dash(p.Actor)
-			if p.From != "" {
+			switch p.From {
+			case "":
+			case "rollback":
+				by += " (rollback)"
+			default:
 				by += " from " + p.From
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", Clean(p.Version), stamp(p.Start), stamp(p.End), Clean(clip(outcome, 100)), Clean(by))
@@ -160,7 +182,10 @@ func Describe(e Entry) string {
 	var s string
 	switch e.Kind {
 	case event.RolloutStarted:
-		s = fmt.Sprintf("rollout of %s started on %s", e.Version, e.Host)
+		s = "rollout of " + e.Version + " started"
+		if e.Host != "" {
+			s += " on " + e.Host
+		}
 	case event.RolloutDone:
 		s = fmt.Sprintf("rollout of %s done (%d hosts)", e.Version, e.Done)
 	case event.Halted:
@@ -185,6 +210,7 @@ func Describe(e Entry) string {
 		if e.DurationSeconds > 0 {
 			s += fmt.Sprintf(" in %.1fs", e.DurationSeconds)
 		}
+		s += steps(e.Steps)
 	}
 	if e.Actor != "" {
 		s += " by " + e.Actor
@@ -193,6 +219,14 @@ func Describe(e Entry) string {
 		s += ": " + e.Reason
 	}
 	return s
+}
+
+// steps is " (drain 3.0s, install 1.2s, ...)", or "" when no step was timed.
+func steps(s event.Steps) string {
+	if t := s.String(); t != "" {
+		return " (" + t + ")"
+	}
+	return ""
 }
 
 func stamp(t time.Time) string {

@@ -191,7 +191,10 @@ local hf = tonumber(redis.call('HGET', KEYS[1], 'host_failed') or '0')
 if (ARGV[1] == 'failed' and f > 0) or (t > 0 and d + f + hf >= t) then
   local set = redis.call('HSETNX', KEYS[1], 'finished', ARGV[2])
   if set == 1 and f == 0 then
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_done', 'event', ARGV[3])
+    local ev = cjson.decode(ARGV[3])
+    ev['total'] = t
+    ev['done'] = d
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_done', 'event', cjson.encode(ev))
   end
 end
 return 1`)
@@ -240,16 +243,86 @@ local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
 local d = tonumber(redis.call('HGET', KEYS[1], 'done') or '0')
 local f = tonumber(redis.call('HGET', KEYS[1], 'failed') or '0')
 local hf = tonumber(redis.call('HGET', KEYS[1], 'host_failed') or '0')
-if t > 0 and d + f + hf >= t and d + f > 0 then redis.call('HSETNX', KEYS[1], 'finished', ARGV[1]) end
+if t > 0 and d + f + hf >= t and d + f > 0 then
+  if redis.call('HSETNX', KEYS[1], 'finished', ARGV[1]) == 1 and f == 0 then
+    local ev = cjson.decode(ARGV[2])
+    ev['total'] = t
+    ev['done'] = d
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'kind', 'rollout_done', 'event', cjson.encode(ev))
+  end
+end
 return 1`)
 
 // LeaveRollout takes a host out of version's rollout after a host fault: it
 // counts in host_failed and no longer toward the total.
 func (s *Store) LeaveRollout(ctx context.Context, app, env, version string) (puller.Rollout, error) {
-	if err := leaveRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version)}, s.now().UTC().Format(time.RFC3339Nano)).Err(); err != nil {
+	now := s.now().UTC()
+	raw, _ := json.Marshal(event.New(event.RolloutDone, app, env, version, "", now))
+	if err := leaveRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version), s.key(app, env, "history")},
+		now.Format(time.RFC3339Nano), raw, HistoryLen).Err(); err != nil {
 		return puller.Rollout{}, fmt.Errorf("leave rollout of %s/%s %s: %w", app, env, version, err)
 	}
 	return s.Rollout(ctx, app, env, version)
+}
+
+// stepDown starts the rollout anew (a rollback to version) when it finished
+// or was not started by a step down; otherwise it counts in as startRollout.
+var stepDown = redis.NewScript(`
+local down = redis.call('HGET', KEYS[1], 'down')
+if redis.call('HEXISTS', KEYS[1], 'finished') == 1 or not down then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'total', ARGV[1], 'started', ARGV[2], 'done', 0, 'failed', 0, 'down', 1)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'rollout_started', 'event', ARGV[3])
+  return 1
+end
+local t = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+if tonumber(ARGV[1]) > t then redis.call('HSET', KEYS[1], 'total', ARGV[1]) end
+return 0`)
+
+// StepDown records that a host goes back to version, older than the one it
+// runs: the first host to do so after version's rollout finished (or after a
+// rollout that was not a step down) starts the rollout anew, its counts at 0
+// and a rollout_started entry in the history; the others count in as
+// StartRollout does. The hash's down field marks a step-down rollout.
+func (s *Store) StepDown(ctx context.Context, app, env, version string, alive int) error {
+	now := s.now().UTC()
+	ev := event.New(event.RolloutStarted, app, env, version, "", now)
+	ev.Total = alive
+	ev.Reason = "rollback"
+	raw, _ := json.Marshal(ev)
+	err := stepDown.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version), s.key(app, env, "history")},
+		alive, now.Format(time.RFC3339Nano), raw, HistoryLen).Err()
+	if err != nil {
+		return fmt.Errorf("start step down of %s/%s to %s: %w", app, env, version, err)
+	}
+	return nil
+}
+
+// joinRollout counts a bootstrapped host in a running rollout: one more
+// host, done.
+var joinRollout = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'started') == 0 or redis.call('HEXISTS', KEYS[1], 'finished') == 1 then
+  return 0
+end
+redis.call('HINCRBY', KEYS[1], 'total', 1)
+redis.call('HINCRBY', KEYS[1], 'done', 1)
+return 1`)
+
+// JoinRollout counts a host that bootstrapped straight onto version in
+// version's rollout when one is running (started, not finished): total and
+// done both grow by one, since the host was not live when the rollout
+// counted its hosts. A first boot, or one after the rollout ended, writes
+// nothing and returns joined false.
+func (s *Store) JoinRollout(ctx context.Context, app, env, version string) (puller.Rollout, bool, error) {
+	n, err := joinRollout.Run(ctx, s.rdb, []string{s.rolloutKey(app, env, version)}).Int()
+	if err != nil {
+		return puller.Rollout{}, false, fmt.Errorf("join rollout of %s/%s %s: %w", app, env, version, err)
+	}
+	if n == 0 {
+		return puller.Rollout{}, false, nil
+	}
+	r, err := s.Rollout(ctx, app, env, version)
+	return r, true, err
 }
 
 // RecordCap records the cap a deploy slot for version was granted under (the

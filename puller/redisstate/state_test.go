@@ -3,6 +3,7 @@ package redisstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,62 @@ func TestStatusLiveDone(t *testing.T) {
 	must(t, err)
 	if st.Latest == nil || !st.Latest.Finished.IsZero() || !st.LiveDone || st.Warning != "" {
 		t.Errorf("status = %+v, want the rollout unfinished (2 of 3) and done on every live host", st)
+	}
+}
+
+// TestStepDownAndJoin: a rollback starts a finished rollout anew, once; a
+// bootstrapped host counts in a running rollout and in no other.
+func TestStepDownAndJoin(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t, nil)
+	if _, joined, err := s.JoinRollout(ctx, "hello", "prod", "1.0"); err != nil || joined {
+		t.Fatalf("join with no rollout: joined %v, %v; want false (a first boot starts none)", joined, err)
+	}
+	if rs, _ := s.Rollouts(ctx, "hello", "prod"); len(rs) != 0 {
+		t.Fatalf("a join with no rollout wrote one: %+v", rs)
+	}
+	if err := s.StartRollout(ctx, "hello", "prod", "1.1", 2); err != nil {
+		t.Fatal(err)
+	}
+	s.FinishHost(ctx, "hello", "prod", "1.1", true)
+	if r, joined, err := s.JoinRollout(ctx, "hello", "prod", "1.1"); err != nil || !joined || r.Total != 3 || r.Done != 2 {
+		t.Fatalf("join a running rollout: %+v joined %v %v; want total 3, done 2", r, joined, err)
+	}
+	s.StartRollout(ctx, "hello", "prod", "1.1", 3) // the new host is live now
+	r, _ := s.FinishHost(ctx, "hello", "prod", "1.1", true)
+	if r.Done != 3 || r.Finished.IsZero() {
+		t.Fatalf("after the last host: %+v, want done 3 of 3, finished", r)
+	}
+	if _, joined, _ := s.JoinRollout(ctx, "hello", "prod", "1.1"); joined {
+		t.Fatal("joined a finished rollout")
+	}
+	// A rollback to 1.1: the first host to step down starts it anew, the
+	// others count in it.
+	for i := 0; i < 3; i++ {
+		if err := s.StepDown(ctx, "hello", "prod", "1.1", 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ = s.Rollout(ctx, "hello", "prod", "1.1")
+	if r.Done != 0 || r.Total != 3 || !r.Finished.IsZero() {
+		t.Fatalf("after the step downs: %+v, want a new rollout of 3, none done", r)
+	}
+	for i := 0; i < 3; i++ {
+		r, _ = s.FinishHost(ctx, "hello", "prod", "1.1", true)
+	}
+	if r.Done != 3 || r.Finished.IsZero() {
+		t.Fatalf("step-down rollout: %+v, want done and finished", r)
+	}
+	h, err := s.History(ctx, "hello", "prod", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, e := range h {
+		kinds = append(kinds, fmt.Sprintf("%s %s %d/%d", e.Kind, e.Version, e.Done, e.Total))
+	}
+	want := "rollout_started 1.1 0/2, rollout_done 1.1 3/3, rollout_started 1.1 0/3, rollout_done 1.1 3/3"
+	if got := strings.Join(kinds, ", "); got != want {
+		t.Errorf("history: %s\nwant:    %s", got, want)
 	}
 }

@@ -99,10 +99,10 @@ func (x *index) Check(ctx context.Context, dist, etag string) (bool, string, err
 	return x.etag != etag, x.etag, nil
 }
 
-func (x *index) Versions(ctx context.Context, dist, pkg string) ([]string, error) {
+func (x *index) Versions(ctx context.Context, dist, pkg string) (puller.Listing, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return append([]string(nil), x.versions...), nil
+	return puller.Listing{Versions: append([]string(nil), x.versions...)}, nil
 }
 
 // host records installs; an install takes d. Only the apt and systemctl
