@@ -722,11 +722,6 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 			a.log.Warn("release deploy slot", "app", app, "env", env, "err", err)
 		}
 	}()
-	if b, err := a.deps.State.IsBroken(ctx, app, env, target); err != nil {
-		return err
-	} else if b != nil {
-		return errTargetBroken
-	}
 	if p, err := a.deps.State.Paused(ctx, app, env); err != nil {
 		return err
 	} else if p != nil {
@@ -739,6 +734,14 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 		a.log.Warn("read alarms; going on without them", "app", app, "env", env, "err", err)
 	} else if reason != "" {
 		return a.haltForAlarm(ctx, ar, current, target, reason)
+	}
+	// The broken mark is the last gate read: a host of the same wave that
+	// fails the version marks it at any moment, and the later this host
+	// reads the mark, the fewer hosts install a version already branded.
+	if b, err := a.deps.State.IsBroken(ctx, app, env, target); err != nil {
+		return err
+	} else if b != nil {
+		return errTargetBroken
 	}
 	began := a.now()
 	ar.steps = event.Steps{}

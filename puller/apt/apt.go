@@ -208,8 +208,10 @@ func (i *Installer) install(ctx context.Context, pkg, version string) error {
 		if i.cfg.SourcesList == "" {
 			return fmt.Errorf("install %s: %w (no source list to refresh)", want, ErrNotAvailable)
 		}
-		if _, err := os.Stat(i.cfg.SourcesList); err != nil {
-			return puller.HostFault(puller.HostSource, fmt.Errorf("install %s: source list: %w", want, err))
+		// Checked through the runner, which may run the programs on
+		// another root than this process's (a container, a chroot).
+		if _, err := i.cfg.Run(ctx, nil, "test", "-r", i.cfg.SourcesList); err != nil {
+			return puller.HostFault(puller.HostSource, fmt.Errorf("install %s: source list %s is missing or unreadable", want, i.cfg.SourcesList))
 		}
 		if err := i.update(ctx); err != nil {
 			return err

@@ -86,6 +86,7 @@ func TestInstall(t *testing.T) {
 	}
 	installCmd := "apt-get -o DPkg::Lock::Timeout=300 install --yes --allow-downgrades --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold hello=2.0-1"
 	updateCmd := "apt-get -o DPkg::Lock::Timeout=300 update -o Dir::Etc::sourcelist=" + src + " -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0"
+	checkCmd := "test -r " + src // the source list is checked through the runner
 	tests := []struct {
 		name    string
 		steps   []step
@@ -115,6 +116,7 @@ func TestInstall(t *testing.T) {
 			want: []string{
 				auditCmd,
 				"apt-cache madison hello",
+				checkCmd,
 				updateCmd,
 				"apt-cache madison hello",
 				installCmd,
@@ -126,7 +128,7 @@ func TestInstall(t *testing.T) {
 			steps: []step{
 				{prefix: "apt-cache madison hello", out: " hello | 1.0-1 | http://x staging/main amd64 Packages\n"},
 			},
-			want:    []string{auditCmd, "apt-cache madison hello", updateCmd, "apt-cache madison hello"},
+			want:    []string{auditCmd, "apt-cache madison hello", checkCmd, updateCmd, "apt-cache madison hello"},
 			wantErr: "install hello=2.0-1: apt: version not available after refreshing " + src + "",
 		},
 		{
@@ -135,7 +137,7 @@ func TestInstall(t *testing.T) {
 				{prefix: "apt-cache madison hello", out: ""},
 				{prefix: "apt-get -o DPkg::Lock::Timeout=300 update", out: "Err:1 http://127.0.0.1:1 staging InRelease\nW: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused\nW: Some index files failed to download. They have been ignored, or old ones used instead.\n"},
 			},
-			want:    []string{auditCmd, "apt-cache madison hello", updateCmd},
+			want:    []string{auditCmd, "apt-cache madison hello", checkCmd, updateCmd},
 			wantErr: "apt-get update " + src + ": W: Failed to fetch http://127.0.0.1:1/dists/staging/InRelease  Connection refused; W: Some index files failed to download. They have been ignored, or old ones used instead.",
 		},
 		{
@@ -362,7 +364,7 @@ func TestInstallClassifiesHostFaults(t *testing.T) {
 		steps   []step
 		kind    puller.HostFaultKind // "" for unclassified
 	}{
-		{"missing source file", filepath.Join(t.TempDir(), "missing.sources"), nil, puller.HostSource},
+		{"missing source file", filepath.Join(t.TempDir(), "missing.sources"), []step{{prefix: "test -r", code: 1}}, puller.HostSource},
 		{"version not found", src, []step{{prefix: "apt-cache madison hello", out: ""}}, puller.HostFetch},
 		{"disk full", src, []step{{prefix: "apt-cache madison hello", out: madisonV2},
 			{prefix: install, code: 100, out: "E: Write error - write (28: No space left on device)"}}, puller.HostDiskFull},
