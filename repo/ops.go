@@ -79,18 +79,10 @@ func (r *Repo) Promote(ctx context.Context, from, to string, refs []Ref) ([]Pack
 	}
 	var added []Package
 	err = r.update(ctx, to, true, func(st *state) (bool, error) {
-		added = added[:0]
-		for _, p := range pick {
-			if old, ok := st.pkgs[p.key()]; ok {
-				if old.SHA256 == p.SHA256 {
-					continue
-				}
-				return false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, to, old.Filename)
-			}
-			st.add(p)
-			added = append(added, p)
-		}
-		return len(added) > 0, nil
+		var changed bool
+		var err error
+		added, changed, err = addEntries(st, pick, added)
+		return changed, err
 	})
 	return added, err
 }
@@ -104,20 +96,13 @@ func (r *Repo) Yank(ctx context.Context, dist string, refs []Ref) ([]Package, er
 	}
 	var removed []Package
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
-		removed = removed[:0]
-		for _, ref := range refs {
-			n := len(removed)
-			for k, p := range st.pkgs {
-				if ref.matches(p) {
-					removed = append(removed, p)
-					st.del(k)
-				}
-			}
-			if len(removed) == n {
-				return false, fmt.Errorf("%s is not in %s", ref, dist)
-			}
+		var absent []Ref
+		var changed bool
+		removed, absent, changed = removeEntries(st, refs, removed)
+		if len(absent) > 0 {
+			return false, fmt.Errorf("%s is not in %s", absent[0], dist)
 		}
-		return true, nil
+		return changed, nil
 	})
 	SortPackages(removed)
 	return removed, err
@@ -264,8 +249,11 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			drop = keepPick(st, opts)
 		} else {
 			err := r.update(ctx, dist, false, func(st *state) (bool, error) {
-				prev = st.release
-				drop = keepPick(st, opts)
+				d := keepPick(st, opts)
+				if st.inDoubt && len(d) == 0 && len(drop) > 0 {
+					return false, nil // the last attempt's commit is in
+				}
+				prev, drop = st.release, d
 				return len(drop) > 0, nil
 			})
 			if err != nil {

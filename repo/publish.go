@@ -206,6 +206,10 @@ type state struct {
 	// resign keeps the Release's own origin, label, components and
 	// architectures: only Date and Valid-Until change.
 	resign bool
+	// inDoubt: the last attempt's commit may have been applied. A change
+	// that finds its edit already made keeps that attempt's result and
+	// reports no change, which ends the update as a success.
+	inDoubt bool
 }
 
 // del removes the entry with key k.
@@ -293,23 +297,57 @@ func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) 
 	if err := cfg.checkRelease(); err != nil {
 		return err
 	}
+	// doubt is the error of the last commit when it may have been applied
+	// after all: its answer was lost or was an error after the request went
+	// out (ErrUnknownOutcome), or it lost with 412 to what may have been
+	// its own earlier attempt. The next read decides by content: fn, told
+	// through state.inDoubt, keeps the last attempt's result when it finds
+	// that change already in.
+	var doubt error
 	for attempt := 1; ; attempt++ {
-		st, err := r.load(ctx, dist)
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if doubt != nil && ctx.Err() != nil {
+			// Interrupted or past the deadline with a commit in doubt: one
+			// more read, so the report says what happened.
+			rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		}
+		st, err := r.load(rctx, dist)
+		cancel()
 		if errors.Is(err, ErrNoDist) && create {
 			st, err = &state{dist: dist, pkgs: map[pkgKey]Package{}}, nil
 		}
 		if err != nil {
+			if doubt != nil && errors.Is(doubt, ErrUnknownOutcome) {
+				return fmt.Errorf("%w; whether the change is in could not be checked (%v): see pkgbuild list", doubt, err)
+			}
 			return err
 		}
 		r.step(StepRead)
+		st.inDoubt = doubt != nil
 		changed, err := fn(st)
 		if err != nil || !changed {
-			return err
+			return err // with doubt and no change: the change is in
+		}
+		if doubt != nil && ctx.Err() != nil {
+			return fmt.Errorf("%w; it is not in dists/%s: nothing changed", doubt, dist)
 		}
 		err = r.commit(ctx, st, cfg)
 		if errors.Is(err, errStaleHold) {
 			r.log().Info("the commit came too long after the hold; holding again", "dist", dist)
 			attempt--
+			continue
+		}
+		var ce *commitError
+		if errors.As(err, &ce) && (errors.Is(err, ErrUnknownOutcome) || errors.Is(err, ErrPrecondition)) {
+			doubt = err
+		} else {
+			doubt = nil
+		}
+		if errors.As(err, &ce) && errors.Is(err, ErrUnknownOutcome) {
+			r.log().Warn("the commit's answer was lost; reading the dist again to see whether it is in", "dist", dist, "err", err)
+			if attempt >= cfg.Attempts {
+				return err
+			}
 			continue
 		}
 		if !errors.Is(err, ErrPrecondition) {
@@ -323,7 +361,9 @@ func (r *Repo) update(ctx context.Context, dist string, create bool, fn change) 
 		r.log().Debug("commit lost to a concurrent writer; retrying", "dist", dist, "attempt", attempt, "delay", delay)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			if doubt == nil {
+				return ctx.Err()
+			}
 		case <-time.After(delay):
 		}
 	}
@@ -447,7 +487,7 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	opts := PutOptions{IfMatch: st.etag, IfNoneMatch: st.etag == "", ContentType: "text/plain"}
 	o, err := r.Store.Put(ctx, key, bytes.NewReader(inRelease), int64(len(inRelease)), opts)
 	if err != nil {
-		return fmt.Errorf("commit %s: %w", key, err)
+		return &commitError{fmt.Errorf("commit %s: %w", key, err)}
 	}
 	r.step(StepCommit)
 	// The change is committed: a failure from here on is only logged, since
@@ -457,6 +497,13 @@ func (r *Repo) commit(ctx context.Context, st *state, cfg Config) error {
 	}
 	return nil
 }
+
+// commitError is a failed write of InRelease, as opposed to a failure
+// before it (which leaves the dist as it was).
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 // errStaleHold: the commit would come more than Config.Window after the
 // hold; the change holds again.
@@ -671,27 +718,44 @@ func (r *Repo) Publish(ctx context.Context, dist, component string, paths []stri
 			return r.putPool(ctx, d)
 		})
 	}
+	pkgs := make([]Package, len(debs))
+	for i, d := range debs {
+		pkgs[i] = newPackage(component, d.key, d.deb)
+	}
 	var added []Package
 	err := r.update(ctx, dist, true, func(st *state) (bool, error) {
 		st.ensure = ensure
-		added = added[:0]
-		for _, d := range debs {
-			p := newPackage(component, d.key, d.deb)
-			if old, ok := st.pkgs[p.key()]; ok {
-				if old.SHA256 == p.SHA256 {
-					continue
-				}
-				return false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, dist, old.Filename)
-			}
-			st.add(p)
-			added = append(added, p)
-		}
-		return len(added) > 0, nil
+		var changed bool
+		var err error
+		added, changed, err = addEntries(st, pkgs, added)
+		return changed, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return added, nil
+}
+
+// addEntries adds pkgs to st, skipping those it already has with the same
+// contents. It returns the entries this change added, and whether st
+// changed. When st.inDoubt, entries found present that prev (the last
+// attempt's result) added count as added: that attempt's commit is in.
+func addEntries(st *state, pkgs, prev []Package) (added []Package, changed bool, err error) {
+	for _, p := range pkgs {
+		if old, ok := st.pkgs[p.key()]; ok {
+			if old.SHA256 != p.SHA256 {
+				return nil, false, fmt.Errorf("%w: %s is already in %s with other contents (%s)", ErrConflict, p, st.dist, old.Filename)
+			}
+			if st.inDoubt && slices.ContainsFunc(prev, func(q Package) bool { return q.key() == p.key() }) {
+				added = append(added, p)
+			}
+			continue
+		}
+		st.add(p)
+		added = append(added, p)
+		changed = true
+	}
+	return added, changed, nil
 }
 
 func readDebFile(path string) (*Deb, error) {

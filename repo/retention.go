@@ -125,7 +125,9 @@ func (r *Repo) editLedger(ctx context.Context, fn func(l *ledger, now time.Time)
 		}
 		l.gc(now, cfg.Window)
 		err = writeLedger(ctx, r.Store, l, etag)
-		if !errors.Is(err, ErrPrecondition) {
+		// A write whose answer was lost is read again and redone: holds
+		// and claims written twice mean the same.
+		if !errors.Is(err, ErrPrecondition) && (!errors.Is(err, ErrUnknownOutcome) || ctx.Err() != nil) {
 			return err
 		}
 		if attempt >= cfg.Attempts {

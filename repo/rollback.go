@@ -21,23 +21,43 @@ func (r *Repo) Remove(ctx context.Context, dist string, refs []Ref) (removed []P
 		return nil, nil, err
 	}
 	err = r.update(ctx, dist, false, func(st *state) (bool, error) {
-		removed, absent = removed[:0], absent[:0]
-		for _, ref := range refs {
-			n := len(removed)
-			for k, p := range st.pkgs {
-				if ref.matches(p) {
-					removed = append(removed, p)
-					st.del(k)
-				}
-			}
-			if len(removed) == n {
-				absent = append(absent, ref)
-			}
-		}
-		return len(removed) > 0, nil
+		var changed bool
+		removed, absent, changed = removeEntries(st, refs, removed)
+		return changed, nil
 	})
 	SortPackages(removed)
 	return removed, absent, err
+}
+
+// removeEntries removes every entry of refs from st. It returns the entries
+// this change removed, the refs st did not have, and whether st changed.
+// When st.inDoubt, a ref st no longer has that prev (the last attempt's
+// result) removed counts as removed: that attempt's commit is in.
+func removeEntries(st *state, refs []Ref, prev []Package) (removed []Package, absent []Ref, changed bool) {
+	for _, ref := range refs {
+		n := len(removed)
+		for k, p := range st.pkgs {
+			if ref.matches(p) {
+				removed = append(removed, p)
+				st.del(k)
+				changed = true
+			}
+		}
+		if len(removed) > n {
+			continue
+		}
+		if st.inDoubt {
+			for _, p := range prev {
+				if ref.matches(p) {
+					removed = append(removed, p)
+				}
+			}
+		}
+		if len(removed) == n {
+			absent = append(absent, ref)
+		}
+	}
+	return removed, absent, changed
 }
 
 // RollbackResult is what Rollback did.
@@ -65,6 +85,9 @@ func (r *Repo) Rollback(ctx context.Context, dist, name, to string) (RollbackRes
 	}
 	var res RollbackResult
 	err := r.update(ctx, dist, false, func(st *state) (bool, error) {
+		if st.inDoubt && len(res.Removed) > 0 && !slices.ContainsFunc(res.Removed, func(p Package) bool { _, ok := st.pkgs[p.key()]; return ok }) {
+			return false, nil // the last attempt's commit is in: roll back no further
+		}
 		res = RollbackResult{}
 		var versions []string
 		for _, p := range st.pkgs {

@@ -17,6 +17,10 @@ var (
 	ErrPrecondition = errors.New("repo: precondition failed")
 	// ErrNotModified: Get was called with the key's current ETag.
 	ErrNotModified = errors.New("repo: not modified")
+	// ErrUnknownOutcome: a write may or may not have been applied: the
+	// request went out and its answer was lost, or was a server error. A
+	// change reads the dist again to learn which.
+	ErrUnknownOutcome = errors.New("repo: outcome unknown")
 )
 
 // Object describes one stored object.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,9 +22,23 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "pkgbuild: "+err.Error())
+		fmt.Fprintln(os.Stderr, "pkgbuild: "+message(ctx, err))
 		os.Exit(1)
 	}
+}
+
+// message is err on one line; after a signal it names the signal instead
+// of "context canceled".
+func message(ctx context.Context, err error) string {
+	msg := strings.Join(strings.Fields(err.Error()), " ")
+	if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+		if strings.Contains(msg, context.Canceled.Error()) {
+			msg = strings.ReplaceAll(msg, context.Canceled.Error(), cause.Error())
+		} else if !strings.Contains(msg, cause.Error()) {
+			msg = cause.Error() + ": " + msg
+		}
+	}
+	return msg
 }
 
 // run executes the command line args, writing to stdout and stderr.

@@ -28,6 +28,15 @@ type repoFlags struct {
 	label     string // Release Label (signing commands)
 	validFor  time.Duration
 	validCmd  *cobra.Command // has --valid-for: a command that writes Release files
+	timeout   time.Duration  // per S3 request, without progress
+	deadline  time.Duration  // for the whole command
+}
+
+// errDeadline is the cause of a command's context ending at --deadline.
+type errDeadline struct{ d time.Duration }
+
+func (e errDeadline) Error() string {
+	return fmt.Sprintf("the command's deadline of %s passed (--deadline)", e.d)
 }
 
 // registerValidFor adds --valid-for to a command that writes Release files.
@@ -69,7 +78,19 @@ func (f *repoFlags) register(cmd *cobra.Command, signing bool) {
 	if !signing {
 		fl.StringVar(&f.keyring, "keyring", "", "public keyring to check signatures with (default: the public half of --key)")
 	}
+	fl.DurationVar(&f.timeout, "timeout", 30*time.Second, "fail an S3 request that sends or receives nothing for this long")
+	fl.DurationVar(&f.deadline, "deadline", 30*time.Minute, "give up on the whole command after this long")
 	cmd.MarkFlagRequired("repo")
+	// The deadline covers everything the command does, from here on.
+	cmd.PreRunE = func(cmd *cobra.Command, args []string) error {
+		if f.timeout <= 0 || f.deadline <= 0 {
+			return fmt.Errorf("--timeout %s, --deadline %s: both must be positive", f.timeout, f.deadline)
+		}
+		ctx, cancel := context.WithTimeoutCause(cmd.Context(), f.deadline, errDeadline{f.deadline})
+		cmd.SetContext(ctx)
+		cmd.PostRun = func(*cobra.Command, []string) { cancel() }
+		return nil
+	}
 }
 
 // signer loads the signing key named by --key or the environment.
@@ -112,7 +133,7 @@ func (f *repoFlags) open(ctx context.Context, signing bool, stderr io.Writer) (*
 		}
 		r.Keyring = s.Keyring()
 	}
-	st, err := storeurl.Open(ctx, f.url, storeurl.Options{Endpoint: f.endpoint, Region: f.region, PathStyle: f.pathStyle})
+	st, err := storeurl.Open(ctx, f.url, storeurl.Options{Endpoint: f.endpoint, Region: f.region, PathStyle: f.pathStyle, Timeout: f.timeout})
 	if err != nil {
 		return nil, err
 	}

@@ -17,8 +17,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -59,12 +62,19 @@ type Config struct {
 	// MemoryLimit is the largest unseekable body buffered in memory rather
 	// than spooled to a file. Default 8 MiB.
 	MemoryLimit int64
+	// Timeout fails a request that makes no progress (no byte sent or
+	// received) for this long, with a StallError naming the endpoint; a
+	// stalled request is not retried. Conditional writes wait for the
+	// server's "100 Continue" before sending their body, for as long, so a
+	// server that hangs before reading one never applies it later.
+	// Default 30s; negative: no timeout.
+	Timeout time.Duration
 }
 
 // DefaultConfig returns a Config with the defaults filled in; Bucket is left
 // for the caller.
 func DefaultConfig() Config {
-	return Config{MemoryLimit: 8 << 20}
+	return Config{MemoryLimit: 8 << 20, Timeout: 30 * time.Second}
 }
 
 // Store is a repo.Store on S3.
@@ -89,6 +99,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.MemoryLimit == 0 {
 		cfg.MemoryLimit = DefaultConfig().MemoryLimit
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultConfig().Timeout
 	}
 	var loads []func(*config.LoadOptions) error
 	if cfg.Region != "" {
@@ -117,6 +130,15 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			// plain *http.Client when AWS_CA_BUNDLE is set: the caller's
 			// client carries its own trust roots.
 			o.HTTPClient = cfg.HTTPClient
+		}
+		if cfg.Timeout > 0 {
+			o.HTTPClient = newStallClient(o.HTTPClient, cfg.Timeout, aws.ToString(o.BaseEndpoint))
+			if o.Retryer == nil {
+				o.Retryer = retry.NewStandard()
+			}
+			if r, ok := o.Retryer.(aws.RetryerV2); ok {
+				o.Retryer = noRetryOnStall{r}
+			}
 		}
 		// Checksums only where S3 demands them: the repository carries its
 		// own SHA256 sums, and trailing checksums (aws-chunked) are not
@@ -165,7 +187,7 @@ func (s *Store) Get(ctx context.Context, key, ifNoneMatch string) (io.ReadCloser
 	}
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
-		return nil, repo.Object{}, s.fail("get", key, err)
+		return nil, repo.Object{}, s.fail(ctx, "get", key, err)
 	}
 	return out.Body, repo.Object{
 		Key:      key,
@@ -179,7 +201,7 @@ func (s *Store) Get(ctx context.Context, key, ifNoneMatch string) (io.ReadCloser
 func (s *Store) Head(ctx context.Context, key string) (repo.Object, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)})
 	if err != nil {
-		return repo.Object{}, s.fail("head", key, err)
+		return repo.Object{}, s.fail(ctx, "head", key, err)
 	}
 	return repo.Object{
 		Key:      key,
@@ -212,9 +234,23 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
-	out, err := s.client.PutObject(ctx, in)
+	var optFns []func(*s3.Options)
+	if opts.IfNoneMatch || opts.IfMatch != "" {
+		// Send the body only once the server has answered "100 Continue":
+		// a server that stops before that never gets a whole request, so
+		// it cannot apply it after this client gave up.
+		optFns = append(optFns, func(o *s3.Options) { o.ContinueHeaderThresholdBytes = 1 })
+	}
+	sent := new(atomic.Bool)
+	out, err := s.client.PutObject(context.WithValue(ctx, sentKey{}, sent), in, optFns...)
 	if err != nil {
-		return repo.Object{}, s.fail("put", key, err)
+		e := s.fail(ctx, "put", key, err)
+		if e.Sentinel == nil && sent.Load() && (e.Status == 0 || e.Status >= 500) {
+			// The whole request reached the server; its answer was lost
+			// or was an error that may have come after the write.
+			e.Sentinel = repo.ErrUnknownOutcome
+		}
+		return repo.Object{}, e
 	}
 	return repo.Object{Key: key, Size: size, ETag: aws.ToString(out.ETag)}, nil
 }
@@ -256,7 +292,7 @@ func (s *Store) seekable(body io.Reader, size int64) (io.ReadSeeker, func(), err
 func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.prefix + key)})
 	if err != nil {
-		err = s.fail("delete", key, err)
+		err = s.fail(ctx, "delete", key, err)
 		if errors.Is(err, repo.ErrNotFound) {
 			return nil
 		}
@@ -275,7 +311,7 @@ func (s *Store) List(ctx context.Context, prefix string, fn func(repo.Object) er
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return s.fail("list", prefix, err)
+			return s.fail(ctx, "list", prefix, err)
 		}
 		for _, o := range page.Contents {
 			err := fn(repo.Object{
@@ -359,8 +395,18 @@ var sentinelCodes = map[string]bool{
 }
 
 // fail turns an SDK error into an *Error carrying the matching sentinel.
-func (s *Store) fail(op, key string, err error) error {
+func (s *Store) fail(ctx context.Context, op, key string, err error) *Error {
 	e := &Error{Op: op, URL: s.url(key), Err: err}
+	var stall *StallError
+	switch {
+	case errors.As(err, &stall):
+		e.Msg = stall.Error()
+		return e
+	case ctx.Err() != nil:
+		// Interrupted or past a deadline: say why, not the SDK's layers.
+		e.Msg = context.Cause(ctx).Error()
+		return e
+	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		e.Status = re.HTTPStatusCode()

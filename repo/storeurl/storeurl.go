@@ -14,6 +14,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
@@ -39,6 +40,9 @@ type Options struct {
 	Credentials aws.CredentialsProvider
 	// HTTPClient sends the S3 requests. Default nil: the SDK's.
 	HTTPClient *http.Client
+	// Timeout fails an S3 request that makes no progress for this long
+	// (s3.Config.Timeout). Default 0: s3's default, 30s.
+	Timeout time.Duration
 }
 
 // Location is a parsed repository URL.
@@ -133,5 +137,8 @@ func Open(ctx context.Context, raw string, opts Options) (repo.Store, error) {
 	cfg.Bucket, cfg.Prefix = loc.Bucket, loc.Prefix
 	cfg.Endpoint, cfg.Region, cfg.PathStyle = opts.Endpoint, opts.Region, opts.PathStyle
 	cfg.Credentials, cfg.HTTPClient = opts.Credentials, opts.HTTPClient
+	if opts.Timeout != 0 {
+		cfg.Timeout = opts.Timeout
+	}
 	return s3.New(ctx, cfg)
 }

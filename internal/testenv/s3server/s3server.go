@@ -56,6 +56,9 @@ type Server struct {
 	HTTPClient *http.Client
 	// Root is versitygw's posix backend directory ("" for gofakes3).
 	Root string
+	// Process is versitygw's process (nil for gofakes3), for tests that
+	// stop it (SIGSTOP) to see what clients do with a hung server.
+	Process *os.Process
 }
 
 // Client returns an aws-sdk-go-v2 S3 client for the server with its static
@@ -233,6 +236,32 @@ func Versitygw(t testing.TB, opts VersitygwOptions) *Server {
 	return s
 }
 
+// Stop stops versitygw with SIGSTOP and returns once every one of its
+// threads is stopped, so the next request meets a hung server.
+func Stop(t testing.TB, s *Server) {
+	t.Helper()
+	if err := s.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", s.Process.Pid))
+		running := len(tasks) == 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			// The state follows the command name in parentheses.
+			if i := strings.LastIndexByte(string(b), ')'); err == nil && i > 0 && i+2 < len(b) && b[i+2] != 'T' {
+				running = true
+			}
+		}
+		if !running {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("versitygw (pid %d) did not stop within 10s of SIGSTOP", s.Process.Pid)
+}
+
 // startVersitygw runs the binary and waits until it answers HTTP.
 func startVersitygw(t testing.TB, bin string, args []string, s *Server) error {
 	logf, err := os.Create(filepath.Join(filepath.Dir(s.Root), fmt.Sprintf("versitygw-%d.log", time.Now().UnixNano())))
@@ -264,7 +293,11 @@ func startVersitygw(t testing.TB, bin string, args []string, s *Server) error {
 		resp, err := s.HTTPClient.Get(s.URL + "/")
 		if err == nil {
 			resp.Body.Close()
-			t.Cleanup(stop)
+			s.Process = cmd.Process
+			t.Cleanup(func() {
+				_ = cmd.Process.Signal(syscall.SIGCONT)
+				stop()
+			})
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
