@@ -56,10 +56,15 @@ func (a *aptfleet) publishArgs(debs ...pkg) []string {
 	return args
 }
 
-// seed publishes debs in one command.
+// seed publishes debs, 5,000 to a command (a longer command line would
+// pass the kernel's limit on arguments).
 func (a *aptfleet) seed(ctx context.Context, debs []pkg) error {
-	_, err := run(ctx, a.dir, a.env, a.publishArgs(debs...)...)
-	return err
+	for i := 0; i < len(debs); i += 5000 {
+		if _, err := run(ctx, a.dir, a.env, a.publishArgs(debs[i:min(i+5000, len(debs))]...)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publish publishes one package.

@@ -21,7 +21,7 @@ type pkg struct {
 }
 
 // pkgName and pkgVersion name the n-th package and its v-th version (v from
-// 1). Versions sort as dpkg sorts them: 1.0.1-1 < 1.0.2-1 < ... < 1.0.200-1.
+// 1). Versions sort as dpkg sorts them: 1.0.1-1 < 1.0.2-1 < ... < 1.0.1000-1.
 func pkgName(n int) string    { return fmt.Sprintf("bench-app-%02d", n) }
 func pkgVersion(v int) string { return upstream(v) + "-1" }
 func upstream(v int) string   { return fmt.Sprintf("1.0.%d", v) }

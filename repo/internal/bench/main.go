@@ -8,7 +8,7 @@
 //
 //	go run ./repo/internal/bench [-versions 1000,10000] [-runs 5] [-work DIR]
 //
-// The .debs (50 names x 200 versions) are generated with nfpm, as pkgbuild
+// The .debs (50 names x up to 1,000 versions) are generated with nfpm, as pkgbuild
 // builds packages, and kept in -work between runs.
 package main
 
@@ -29,7 +29,10 @@ import (
 	"time"
 )
 
-const names = 50 // package names; versions per name = N / names
+const (
+	names       = 50   // package names; versions per name = N / names
+	maxVersions = 1000 // versions per name at most: 50,000 in a dist
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -52,7 +55,7 @@ type options struct {
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	versions := fs.String("versions", "1000,10000", "comma-separated dist sizes (package versions already listed); multiples of 50, at most 10000")
+	versions := fs.String("versions", "1000,10000", "comma-separated dist sizes (package versions already listed); multiples of 50, at most 50000")
 	runs := fs.Int("runs", 5, "measured publishes per tool and size (the median is reported)")
 	work := fs.String("work", filepath.Join(os.TempDir(), "aptfleet-bench"), "work directory; generated .debs are kept there")
 	tools := fs.String("tools", "aptfleet,aptly", "tools to measure")
@@ -63,8 +66,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	o := options{runs: *runs, work: *work, tools: map[string]bool{}, bin: *bin}
 	for _, f := range strings.Split(*versions, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n <= 0 || n%names != 0 || n > names*200 {
-			return options{}, fmt.Errorf("-versions %q: want positive multiples of %d up to %d", *versions, names, names*200)
+		if err != nil || n <= 0 || n%names != 0 || n > names*maxVersions {
+			return options{}, fmt.Errorf("-versions %q: want positive multiples of %d up to %d", *versions, names, names*maxVersions)
 		}
 		o.sizes = append(o.sizes, n)
 	}
@@ -100,7 +103,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Measured packages: new versions above every seeded one.
 	variants := 2 // aptly runs twice: defaults, and without Contents and bz2
 	extraVersions := make([]int, 0)
-	for v := 201; v <= 200+o.runs*(variants+1); v++ {
+	for v := maxVersions + 1; v <= maxVersions+o.runs*(variants+1); v++ {
 		extraVersions = append(extraVersions, v)
 	}
 	logf("generating %d .debs in %s", names*(maxPer+len(extraVersions)), o.work)
