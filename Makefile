@@ -11,7 +11,7 @@ export PATH  := $(TOOLS):$(PATH)
 DEB_PACKAGES := redis-server serf lintian shellcheck debootstrap systemd-container \
                 apt-utils apt-transport-s3 aptly reprepro haproxy dpkg-dev gnupg \
                 xz-utils zstd curl ca-certificates openssl iproute2 zip unzip time \
-                chromium prometheus nftables
+                chromium prometheus nftables nginx
 
 # Tools installed with `go install` into .tools/.
 VERSITYGW_VERSION := v1.8.0
@@ -38,7 +38,7 @@ deps: ## install the Debian packages the tests need (as root), or print the comm
 	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
 	cmd="apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$(echo $$missing)"; \
 	if [ "$$(id -u)" = 0 ]; then echo "deps: installing $$(echo $$missing)"; \
-	  systemctl mask --now redis-server.service haproxy.service prometheus.service prometheus-node-exporter.service >/dev/null 2>&1 || true; \
+	  systemctl mask --now redis-server.service haproxy.service prometheus.service prometheus-node-exporter.service nginx.service >/dev/null 2>&1 || true; \
 	  bash -c "$$cmd"; \
 	else echo "deps: missing Debian packages; run as root:"; echo "  $$cmd"; exit 1; fi
 

@@ -83,7 +83,8 @@ type App struct {
 	Env string `yaml:"env"`
 	// Dist is the apt distribution the app is installed from. Default: Env.
 	Dist string `yaml:"dist"`
-	// Repo is the repository root: "s3://BUCKET/PREFIX", or a local
+	// Repo is the repository root: "s3://BUCKET/PREFIX", "https://HOST/PREFIX"
+	// (any web server, read-only; "http://" too), or a local
 	// directory (a path or file:///PATH). Required.
 	Repo string `yaml:"repo"`
 	// S3Endpoint is the base URL of an S3-compatible server. Default "": the

@@ -66,7 +66,9 @@ func (r *Reader) Check(ctx context.Context, dist, etag string) (changed bool, ne
 		return false, "", fmt.Errorf("check %s: %w", inReleaseKey(dist), err)
 	}
 	rc.Close()
-	return o.ETag != etag, o.ETag, nil
+	// A store may give no ETag (a web server whose validators are too
+	// recent to trust): "" never matches, so the next check reads again.
+	return etag == "" || o.ETag != etag, o.ETag, nil
 }
 
 // Index returns the packages of dist for r.Architecture, after checking the

@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +35,7 @@ func TestKeyRotation(t *testing.T) {
 	old := f.key
 	next := repotest.NewKey(t, t.TempDir(), "")
 	f.publish("staging", f.deb("hello", "1.0-1"))
-	url := f.serve()
+	url := serveUncached(t, f.root)
 
 	// keyringFile writes the repository's trusted keys, as a keyring
 	// package would ship them.
@@ -262,4 +264,18 @@ func TestVerifyWarnsOfExpiringKey(t *testing.T) {
 			t.Errorf("warning for a key that does not expire: %s", w)
 		}
 	}
+}
+
+// serveUncached serves root over HTTP ignoring apt's If-Modified-Since: the
+// file server's dates have one-second resolution, and the steps here change
+// InRelease within the second apt last fetched it.
+func serveUncached(t *testing.T, root string) string {
+	fs := http.FileServer(http.Dir(root))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("If-Modified-Since")
+		r.Header.Del("If-None-Match")
+		fs.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
 }

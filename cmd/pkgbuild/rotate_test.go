@@ -54,7 +54,14 @@ func TestKeyRotationWithKeyringPackage(t *testing.T) {
 		return k.Fingerprints()[0]
 	}
 	oldFP, newFP := fingerprint(oldPub), fingerprint(newPub)
-	srv := httptest.NewServer(http.FileServer(http.Dir(repoDir)))
+	// apt's If-Modified-Since is dropped: the file server's dates have
+	// one-second resolution, and the steps change InRelease within the
+	// second apt last fetched it.
+	fs := http.FileServer(http.Dir(repoDir))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("If-Modified-Since")
+		fs.ServeHTTP(w, r)
+	}))
 	t.Cleanup(srv.Close)
 	const name = "aptfleet-archive-keyring"
 	publish := func(t *testing.T, key string, debs ...string) {

@@ -3,6 +3,8 @@
 //	s3://BUCKET/PREFIX      an S3 bucket (or an S3-compatible server), package repo/s3
 //	/srv/repo, ./repo       a local directory, package repo/dir
 //	file:///srv/repo        the same, as a URL
+//	https://HOST/PATH       a repository served by a web server, read-only, package repo/web
+//	                        (http:// too, for tests and private networks)
 package storeurl
 
 import (
@@ -21,12 +23,14 @@ import (
 	"github.com/aptfleet/aptfleet/repo"
 	"github.com/aptfleet/aptfleet/repo/dir"
 	"github.com/aptfleet/aptfleet/repo/s3"
+	"github.com/aptfleet/aptfleet/repo/web"
 )
 
 // ErrURL reports a repository URL that cannot be used.
 var ErrURL = errors.New("bad repository URL")
 
-// Options apply to s3:// URLs; local directories ignore them.
+// Options apply to s3:// URLs (HTTPClient to http(s):// too); local
+// directories ignore them.
 type Options struct {
 	// Endpoint is the base URL of an S3-compatible server. Default "": the
 	// AWS SDK's (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, shared config), else AWS.
@@ -47,19 +51,24 @@ type Options struct {
 
 // Location is a parsed repository URL.
 type Location struct {
-	// Kind is "s3" or "dir".
+	// Kind is "s3", "dir" or "web".
 	Kind string
 	// Bucket and Prefix locate an S3 repository (Prefix without slashes at
 	// either end, "" for the bucket root).
 	Bucket, Prefix string
 	// Dir is a local repository's directory, as given.
 	Dir string
+	// URL is a web repository's base URL.
+	URL string
 }
 
 // String returns the canonical form: s3://bucket/prefix or the directory.
 func (l Location) String() string {
 	if l.Kind == "s3" {
 		return "s3://" + l.Bucket + "/" + l.Prefix
+	}
+	if l.Kind == "web" {
+		return l.URL
 	}
 	return l.Dir
 }
@@ -118,8 +127,13 @@ func Parse(raw string) (Location, error) {
 			return bad("want an absolute directory path below /")
 		}
 		return Location{Kind: "dir", Dir: path.Clean(u.Path)}, nil
+	case "http", "https":
+		if u.Host == "" {
+			return bad("no host (want %s://HOST/PATH)", strings.ToLower(scheme))
+		}
+		return Location{Kind: "web", URL: strings.ToLower(scheme) + "://" + u.Host + "/" + strings.Trim(u.Path, "/")}, nil
 	default:
-		return bad("unsupported scheme %q (want s3://BUCKET/PREFIX, file:///PATH or a directory)", scheme)
+		return bad("unsupported scheme %q (want s3://BUCKET/PREFIX, https://HOST/PATH, file:///PATH or a directory)", scheme)
 	}
 }
 
@@ -130,8 +144,11 @@ func Open(ctx context.Context, raw string, opts Options) (repo.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if loc.Kind == "dir" {
+	switch loc.Kind {
+	case "dir":
 		return dir.Open(loc.Dir)
+	case "web":
+		return web.New(loc.URL, opts.HTTPClient)
 	}
 	cfg := s3.DefaultConfig()
 	cfg.Bucket, cfg.Prefix = loc.Bucket, loc.Prefix

@@ -30,6 +30,8 @@ func TestParse(t *testing.T) {
 		{"absolute directory", "/srv/apt", storeurl.Location{Kind: "dir", Dir: "/srv/apt"}},
 		{"file URL", "file:///srv/apt/", storeurl.Location{Kind: "dir", Dir: "/srv/apt"}},
 		{"file URL localhost", "file://localhost/srv/apt", storeurl.Location{Kind: "dir", Dir: "/srv/apt"}},
+		{"https", "https://apt.example.com/fleet/", storeurl.Location{Kind: "web", URL: "https://apt.example.com/fleet"}},
+		{"http with a port", "http://127.0.0.1:8080/repo", storeurl.Location{Kind: "web", URL: "http://127.0.0.1:8080/repo"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,7 +62,8 @@ func TestParseErrors(t *testing.T) {
 		{"query", "s3://bucket/apt?region=eu-west-1", "query"},
 		{"user", "s3://key:secret@bucket/apt", "user"},
 		{"missing slashes", "s3:bucket/apt", "want s3://"},
-		{"http", "https://bucket.s3.amazonaws.com/apt", `unsupported scheme "https"`},
+		{"ftp", "ftp://mirror.example/apt", `unsupported scheme "ftp"`},
+		{"web without a host", "https:///apt", "no host"},
 		{"gs", "gs://bucket/apt", `unsupported scheme "gs"`},
 		{"file host", "file://server/srv/apt", `not host "server"`},
 		{"file root", "file:///", "absolute directory"},
