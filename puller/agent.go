@@ -102,6 +102,9 @@ type appRun struct {
 	server         string  // this host's server name in the load balancer
 	// stopWake ends the listener that wakes a host held by a canary stage.
 	stopWake context.CancelFunc
+	// openStage is the version whose canary stage this host saw open (it
+	// stays open): no need to ask for a place.
+	openStage string
 }
 
 // quarantine is a host's memory of its own fault: it starts no deploy of the
@@ -158,6 +161,10 @@ func New(cfg Config, host string, deps Deps) (*Agent, error) {
 		if app.Canary.Enabled() && deps.Canaries == nil {
 			return nil, fmt.Errorf("puller: app %s has a canary stage: Canaries is required", app.Name)
 		}
+		if app.Canary.Enabled() {
+			a.metrics.setCanary(app.Name, app.Env, "")
+		}
+		a.metrics.setHeld(app.Name, app.Env, nil)
 		a.apps = append(a.apps, ar)
 	}
 	if a.deps.Sleep == nil {
@@ -632,6 +639,7 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 			return err
 		}
 		if !d.Moves() {
+			a.metrics.setHeld(ar.Name, ar.Env, nil)
 			a.stopListening(ar)
 			ar.etag = etag
 			return a.rest(ctx, ar, ar.current)
@@ -641,11 +649,22 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 			// again and the host starts once the hold lifts; a host held by
 			// a canary stage is also woken when the stage changes.
 			a.listenCanary(ar, d)
+			a.metrics.setHeld(ar.Name, ar.Env, d.Held)
 			return a.hold(ctx, ar, d)
 		}
+		a.metrics.setHeld(ar.Name, ar.Env, nil)
 		a.stopListening(ar)
 		err = a.deploy(ctx, ar, ar.current, d.Target)
+		var wait *canaryWait
 		switch {
+		case errors.As(err, &wait):
+			// Another host took the last canary place: held, without
+			// reading everything again.
+			d.Held = append(d.Held, wait.hold)
+			d.Next = fmt.Sprintf("hold: would move to %s, but %s", d.Target, wait.hold)
+			a.listenCanary(ar, d)
+			a.metrics.setHeld(ar.Name, ar.Env, d.Held)
+			return a.hold(ctx, ar, d)
 		case (errors.Is(err, errTargetBroken) || errors.Is(err, errHeld)) && attempt < 3:
 			a.log.Info("target marked broken or app paused while waiting; deciding again", "app", ar.Name, "env", ar.Env, "version", d.Target, "why", err)
 			continue

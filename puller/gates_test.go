@@ -3,9 +3,11 @@ package puller_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,14 +37,19 @@ func utcTime(t *testing.T, s string) time.Time {
 	return v
 }
 
-// gatedAgent is an agent of the testbed on an injected clock.
+// gatedAgent is an agent of the testbed with the canary store, on an
+// injected clock (nil: the real one).
 func (tb *testbed) gatedAgent(host string, c *clock) *puller.Agent {
 	tb.t.Helper()
+	var now func() time.Time
+	if c != nil {
+		now = c.Now
+	}
 	steps := tb.fleet.host(host)
 	a, err := puller.New(tb.cfg, host, puller.Deps{
 		Apps: []puller.AppDeps{{Index: tb.index, Installer: steps, Restarter: steps, Drainer: steps, Checker: steps}},
 		Lock: tb.sem, State: tb.state, Canaries: tb.state, Members: tb.members, Publisher: tb.events,
-		Compare: strings.Compare, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: c.Now,
+		Compare: strings.Compare, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: now,
 	})
 	if err != nil {
 		tb.t.Fatal(err)
@@ -222,4 +229,148 @@ func TestAlarmHaltsRollout(t *testing.T) {
 	if r := cw.Rejected(); len(r) != 0 {
 		t.Errorf("the stand-in rejected requests: %v", r)
 	}
+}
+
+// runAgents starts gated agents on the real clock, each on version v, and
+// stops them when the test ends.
+func (tb *testbed) runAgents(v string, hosts ...string) []*puller.Agent {
+	tb.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	tb.t.Cleanup(func() { cancel(); wg.Wait() })
+	var out []*puller.Agent
+	for _, h := range hosts {
+		tb.fleet.mu.Lock()
+		tb.fleet.installed[h] = v
+		tb.fleet.mu.Unlock()
+		a := tb.gatedAgent(h, nil)
+		if err := a.Once(ctx); err != nil {
+			tb.t.Fatal(err)
+		}
+		out = append(out, a)
+		wg.Go(func() { a.Run(ctx) })
+	}
+	return out
+}
+
+func (tb *testbed) onVersion(v string) (hosts []string) {
+	tb.fleet.mu.Lock()
+	defer tb.fleet.mu.Unlock()
+	for h, x := range tb.fleet.installed {
+		if x == v {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// Manual promotion: the canary bakes, passes and waits in
+// awaiting_promotion; the others are held, visibly, and start only when an
+// operator promotes, woken through Pub/Sub (their schedule is an hour).
+func TestCanaryManualPromotion(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(3)
+	tb.cfg.Apps[0].Canary = puller.Canary{Hosts: 1, Bake: 300 * time.Millisecond, Promote: puller.PromoteManual}
+	ctx := context.Background()
+	tb.index.publish("1.0-1")
+	agents := tb.runAgents("1.0-1", "i-0", "i-1", "i-2")
+	tb.index.publish("1.1-1")
+	for _, a := range agents {
+		a.Notify("hello", "staging")
+	}
+	waitFor(t, "canary_awaiting", func() bool { return len(tb.events.of(event.CanaryAwaiting)) == 1 })
+	canary := tb.events.of(event.CanaryAwaiting)[0].Host
+	waitFor(t, "the others held", func() bool {
+		recs, _ := tb.state.Hosts(ctx, "hello", "staging")
+		held := 0
+		for h, r := range recs {
+			switch {
+			case h == canary && r.State != puller.StateAwaiting:
+				return false
+			case h != canary && r.State == puller.StateHeld && strings.Contains(r.Reason, "await promotion"):
+				held++
+			}
+		}
+		return held == 2
+	})
+	time.Sleep(500 * time.Millisecond)
+	if on := tb.onVersion("1.1-1"); len(on) != 1 || on[0] != canary {
+		t.Fatalf("on 1.1-1 while awaiting promotion: %v, want only the canary %s", on, canary)
+	}
+	raw, _ := tb.state.ReadRaw(ctx, "hello", "staging")
+	if st := raw.Rollouts["1.1-1"]["stage"]; st != "awaiting promotion" {
+		t.Errorf("rollout stage %q, want awaiting promotion", st)
+	}
+	for i, a := range agents {
+		host := fmt.Sprintf("i-%d", i)
+		want := map[string]float64{`aptfleet_puller_held{kind="waiting for canary"}`: 1, `aptfleet_puller_canary{stage="awaiting_promotion"}`: 0}
+		if host == canary {
+			want = map[string]float64{`aptfleet_puller_held{kind="waiting for canary"}`: 0, `aptfleet_puller_canary{stage="awaiting_promotion"}`: 1}
+		}
+		for m, v := range want {
+			if got := labelledGauge(t, a, m); got != v {
+				t.Errorf("%s: %s = %v, want %v", host, m, got, v)
+			}
+		}
+	}
+	ev := event.New(event.CanaryPromoted, "hello", "staging", "1.1-1", "", time.Now())
+	ev.Actor = "jane@bastion"
+	if _, err := tb.state.Promote(ctx, "hello", "staging", "1.1-1", ev); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every host on 1.1-1", func() bool { return len(tb.onVersion("1.1-1")) == 3 })
+	waitFor(t, "the canary's record ok", func() bool {
+		recs, _ := tb.state.Hosts(ctx, "hello", "staging")
+		return recs[canary].State == puller.StateOK
+	})
+}
+
+// A canary that dies loses its place when its lease lapses, and a waiting
+// host takes it, found by the waiters' cheap reads (no script while they
+// wait): the stage goes on with the replacement.
+func TestCanaryReplacedWhenItDies(t *testing.T) {
+	tb := newTestbed(t)
+	tb.members.n.Store(3)
+	tb.cfg.Apps[0].Canary = puller.Canary{Hosts: 1, Bake: 200 * time.Millisecond, Promote: puller.PromoteAuto}
+	ctx := context.Background()
+	tb.index.publish("1.0-1")
+	agents := tb.runAgents("1.0-1", "i-0", "i-1", "i-2")
+	// i-dead took the only place and died: it never renews.
+	if v, err := tb.state.Join(ctx, "hello", "staging", "1.1-1", "i-dead", "", 1, tb.cfg.LockTTL); err != nil || !v.Canary {
+		t.Fatalf("Join of i-dead: %+v, %v", v, err)
+	}
+	tb.index.publish("1.1-1")
+	for _, a := range agents {
+		a.Notify("hello", "staging")
+	}
+	waitFor(t, "every host on 1.1-1", func() bool { return len(tb.onVersion("1.1-1")) == 3 })
+	started := tb.events.of(event.CanaryStarted)
+	passed := tb.events.of(event.CanaryPassed)
+	if len(started) != 1 || len(passed) != 1 || passed[0].Host != started[0].Host {
+		t.Fatalf("canary_started %+v, canary_passed %+v: want one replacement canary that passed", started, passed)
+	}
+	for _, e := range tb.events.of(event.Started) {
+		if e.Host != started[0].Host && e.Time.Before(passed[0].Time) {
+			t.Errorf("%s started before the replacement canary passed", e.Host)
+		}
+	}
+}
+
+// labelledGauge reads one gauge of an agent's metrics, named as
+// name{label="value"} (-1 when there is no such series).
+func labelledGauge(t *testing.T, a *puller.Agent, metric string) float64 {
+	t.Helper()
+	name, label, _ := strings.Cut(strings.TrimSuffix(metric, "}"), "{")
+	key, value, _ := strings.Cut(label, "=")
+	value = strings.Trim(value, `"`)
+	if f := gathered(t, a, name); f != nil {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == key && l.GetValue() == value {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }

@@ -24,6 +24,8 @@ type Metrics struct {
 	state      *prometheus.GaugeVec
 	halted     *prometheus.GaugeVec
 	step       *prometheus.HistogramVec
+	held       *prometheus.GaugeVec
+	canary     *prometheus.GaugeVec
 
 	mu       sync.Mutex
 	versions map[[2]string]string
@@ -76,10 +78,18 @@ func NewMetrics() *Metrics {
 			Help:    "Time each deploy step took (drain, install, restart, validate, health, restore).",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300},
 		}, []string{"app", "env", "step"}),
+		held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aptfleet_puller_held",
+			Help: "1 for each hold keeping this host from starting a due deploy (paused, quarantined, outside window, waiting for canary), 0 for the others.",
+		}, []string{"app", "env", "kind"}),
+		canary: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "aptfleet_puller_canary",
+			Help: "1 while this host is a canary in the given stage (deploying, baking, awaiting_promotion), 0 for the others.",
+		}, []string{"app", "env", "stage"}),
 		versions: map[[2]string]string{},
 	}
 	m.Registry.MustRegister(m.version, m.lastCheck, m.duration, m.failures, m.lockWait,
-		m.checkOK, m.validUntil, m.state, m.halted, m.step,
+		m.checkOK, m.validUntil, m.state, m.halted, m.step, m.held, m.canary,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
@@ -108,6 +118,36 @@ func (m *Metrics) setState(app, env, state string) {
 			v = 1
 		}
 		m.state.WithLabelValues(app, env, s).Set(v)
+	}
+}
+
+// holdKinds are the values of aptfleet_puller_held's kind label.
+var holdKinds = []HoldKind{HoldPause, HoldQuarantine, HoldWindow, HoldCanary}
+
+// setHeld sets app/env's hold gauges: 1 for the kinds in holds.
+func (m *Metrics) setHeld(app, env string, holds []Hold) {
+	for _, k := range holdKinds {
+		v := 0.0
+		for _, h := range holds {
+			if h.Kind == k {
+				v = 1
+			}
+		}
+		m.held.WithLabelValues(app, env, string(k)).Set(v)
+	}
+}
+
+// canaryStages are the values of aptfleet_puller_canary's stage label.
+var canaryStages = []string{"deploying", "baking", "awaiting_promotion"}
+
+// setCanary sets app/env's canary gauge to stage (1), "" for none.
+func (m *Metrics) setCanary(app, env, stage string) {
+	for _, s := range canaryStages {
+		v := 0.0
+		if s == stage {
+			v = 1
+		}
+		m.canary.WithLabelValues(app, env, s).Set(v)
 	}
 }
 

@@ -58,7 +58,10 @@ func (a *Agent) canaryHold(ctx context.Context, ar *appRun, target string) (*Hol
 		return nil, err
 	}
 	switch {
-	case stage.Open(), free, mine:
+	case stage.Open():
+		ar.openStage = target
+		return nil, nil
+	case free, mine:
 		return nil, nil
 	case stage == CanaryAwaiting:
 		return &Hold{Kind: HoldCanary, Reason: "the canaries of " + target + " await promotion (pkgbuild fleet promote-canary)"}, nil
@@ -68,14 +71,22 @@ func (a *Agent) canaryHold(ctx context.Context, ar *appRun, target string) (*Hol
 	return &Hold{Kind: HoldCanary, Reason: "the canaries of " + target + " are deploying or baking"}, nil
 }
 
+// canaryWait is joinCanary's answer when every place is taken: the host is
+// held by the stage.
+type canaryWait struct{ hold Hold }
+
+func (w *canaryWait) Error() string { return w.hold.String() }
+
 // canaryPlace is this host's place in a version's canary stage, renewed in
 // the background until end.
 type canaryPlace struct {
-	version string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	mu      sync.Mutex
-	view    CanaryView
+	app, env string
+	metrics  *Metrics
+	version  string
+	cancel   context.CancelFunc
+	done     chan struct{}
+	mu       sync.Mutex
+	view     CanaryView
 }
 
 func (p *canaryPlace) end() {
@@ -84,6 +95,7 @@ func (p *canaryPlace) end() {
 	}
 	p.cancel()
 	<-p.done
+	p.metrics.setCanary(p.app, p.env, "")
 }
 
 func (p *canaryPlace) last() CanaryView {
@@ -98,7 +110,7 @@ func (p *canaryPlace) last() CanaryView {
 // cycle decides again and holds. A nil place means the stage is open (or
 // off): the host deploys as any other.
 func (a *Agent) joinCanary(ctx context.Context, ar *appRun, current, target string) (*canaryPlace, error) {
-	if !ar.Canary.Enabled() || a.deps.Canaries == nil {
+	if !ar.Canary.Enabled() || a.deps.Canaries == nil || ar.openStage == target {
 		return nil, nil
 	}
 	want := ar.Canary.Count(a.deps.Members.Alive(ar.Name, ar.Env))
@@ -112,14 +124,15 @@ func (a *Agent) joinCanary(ctx context.Context, ar *appRun, current, target stri
 	case v.Stage.Ended():
 		return nil, errTargetBroken
 	case !v.Canary:
-		return nil, errHeld
+		return nil, &canaryWait{Hold{Kind: HoldCanary, Reason: "the canaries of " + target + " are deploying or baking"}}
 	}
 	if v.New {
 		a.log.Info("canary of this version", "app", ar.Name, "env", ar.Env, "version", target, "places", v.Want)
 		a.emit(ctx, ar, event.CanaryStarted, target, current, fmt.Sprintf("canary %d of %d", len(v.Servers), v.Want), 0)
 	}
+	a.metrics.setCanary(ar.Name, ar.Env, "deploying")
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p := &canaryPlace{version: target, cancel: cancel, done: make(chan struct{}), view: v}
+	p := &canaryPlace{app: ar.Name, env: ar.Env, metrics: a.metrics, version: target, cancel: cancel, done: make(chan struct{}), view: v}
 	go func() {
 		defer close(p.done)
 		every := a.cfg.LockTTL / 3
@@ -230,6 +243,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 			return err
 		}
 	}
+	a.metrics.setCanary(app, env, "baking")
 	var obs Observation
 	sample := func() {
 		if ar.LoadStats == nil {
@@ -298,6 +312,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 	// Awaiting promotion: the canary stays in its place (renewed) until an
 	// operator promotes or aborts; alarms still fail it.
 	if v.Stage == CanaryAwaiting {
+		a.metrics.setCanary(app, env, "awaiting_promotion")
 		a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host,
 			HostRecord{Version: target, State: StateAwaiting, Reason: "pkgbuild fleet promote-canary " + app + "/" + env + " " + target}))
 		wake := a.deps.Canaries.Wake(ctx, app, env)

@@ -2,7 +2,9 @@
 // against a real redis-server (the real redislock semaphore and redisstate),
 // fraction 1/3, an install that takes a fixed time d, and prints a table of
 // the wall time T against ceil(1/fraction) x d and of the peak number of
-// concurrent holders against the cap. With -idle it also measures the real
+// concurrent holders against the cap. With -canary every rollout starts with
+// a canary stage of one host and bake 0 (the others wait for it, woken by
+// Pub/Sub), and T is set against (waves + 1) x d. With -idle it also measures the real
 // `puller run` binary on an idle tick (requests per tick, apt-get runs, RSS).
 //
 // Membership is a fixed count (every agent sees all N alive): 300 Serf
@@ -36,7 +38,10 @@ import (
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
-var showWaves = flag.Bool("waves", false, "print when each wave's installs started and Redis's command statistics (to stderr)")
+var (
+	showWaves = flag.Bool("waves", false, "print when each wave's installs started and Redis's command statistics (to stderr)")
+	canary    = flag.Bool("canary", false, "each rollout starts with a canary stage of 1 host and bake 0")
+)
 
 func main() {
 	ns := flag.String("n", "10,100,300", "agent counts")
@@ -152,7 +157,7 @@ func (f fixed) Alive(app, env string) int { return int(f) }
 
 type row struct {
 	n, capN, waves        int
-	d, t                  time.Duration
+	d, t, stage           time.Duration // stage: the canary stage (to its first healthy canary)
 	ratio, overhead       float64
 	peakHolders, peakInst int64
 	samples               int64
@@ -185,10 +190,23 @@ func runRollouts(ctx context.Context, list string, d time.Duration, w io.Writer)
 		rows = append(rows, r)
 		fmt.Fprintf(os.Stderr, "N=%d done in %s\n", n, r.t.Round(time.Millisecond))
 	}
-	fmt.Fprintf(w, "Rollout wall time: fraction 1/3, install time d = %s, real redis-server, in-process agents\n", d)
+	mode := ""
+	if *canary {
+		mode = ", canary stage of 1 host, bake 0"
+	}
+	fmt.Fprintf(w, "Rollout wall time: fraction 1/3, install time d = %s%s, real redis-server, in-process agents\n", d, mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "N\tcap\twaves=ceil(N/cap)\tT\tT/(ceil(1/f)*d)\tT/(waves*d)\tpeak holders\tpeak installing\tholder samples\tredis commands\tredis busy\t")
+	if *canary {
+		fmt.Fprintln(tw, "N\tcap\twaves=ceil(N/cap)\tT\tcanary stage\tT/((waves+1)*d)\tpeak holders\tpeak installing\tholder samples\tredis commands\tredis busy\t")
+	} else {
+		fmt.Fprintln(tw, "N\tcap\twaves=ceil(N/cap)\tT\tT/(ceil(1/f)*d)\tT/(waves*d)\tpeak holders\tpeak installing\tholder samples\tredis commands\tredis busy\t")
+	}
 	for _, r := range rows {
+		if *canary {
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%.3f\t%d\t%d\t%d\t%d\t%s\t\n", r.n, r.capN, r.waves, r.t.Round(time.Millisecond),
+				r.stage.Round(time.Millisecond), r.overhead, r.peakHolders, r.peakInst, r.samples, r.redisCalls, r.redisBusy.Round(time.Millisecond))
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%.3f\t%.3f\t%d\t%d\t%d\t%d\t%s\t\n", r.n, r.capN, r.waves, r.t.Round(time.Millisecond),
 			r.ratio, r.overhead, r.peakHolders, r.peakInst, r.samples, r.redisCalls, r.redisBusy.Round(time.Millisecond))
 	}
@@ -200,7 +218,11 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	defer rdb.Close()
 	quiet := slog.New(slog.DiscardHandler)
 	cfg := puller.DefaultConfig()
-	cfg.Apps = []puller.App{{Name: app, Env: "bench", Dist: "bench", Repo: "s3://bench-bucket/repo", Health: puller.Health{Consecutive: 1}, Drain: puller.Drain{Strategy: "none"}}}
+	cfg.Apps = []puller.App{{Name: app, Env: "bench", Dist: "bench", Repo: "s3://bench-bucket/repo", Health: puller.Health{Consecutive: 1},
+		Drain: puller.Drain{Strategy: "none"}, Canary: puller.Canary{Promote: puller.PromoteAuto}}}
+	if *canary {
+		cfg.Apps[0].Canary.Hosts = 1
+	}
 	cfg.Fraction = fraction
 	cfg.LockTTL = 5 * time.Second
 	cfg.LockPoll = time.Second
@@ -228,11 +250,13 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 		// Each agent has its own Redis connections, as each host would.
 		own := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 2})
 		defer own.Close()
+		st := redisstate.New(own, redisstate.Options{})
 		a, err := puller.New(cfg, fmt.Sprintf("i-%04d", i), puller.Deps{
-			Apps:    []puller.AppDeps{{Index: idx, Installer: h, Restarter: h, Checker: h}},
-			Lock:    redislock.New(own, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
-			State:   redisstate.New(own, redisstate.Options{}),
-			Members: fixed(n), Compare: debian.CompareVersions, Logger: quiet,
+			Apps:     []puller.AppDeps{{Index: idx, Installer: h, Restarter: h, Checker: h}},
+			Lock:     redislock.New(own, redislock.Options{TTL: cfg.LockTTL, PollEvery: cfg.LockPoll, Logger: quiet}),
+			State:    st,
+			Canaries: st,
+			Members:  fixed(n), Compare: debian.CompareVersions, Logger: quiet,
 		})
 		if err != nil {
 			return row{}, err
@@ -274,11 +298,14 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	for _, a := range agents {
 		a.Notify(app, "bench")
 	}
-	var last time.Time
+	var first, last time.Time
 	timeout := time.After(time.Duration(n)*d + time.Minute)
 	for i := 0; i < n; i++ {
 		select {
 		case t := <-done:
+			if first.IsZero() || t.Before(first) {
+				first = t
+			}
 			if t.After(last) {
 				last = t
 			}
@@ -310,10 +337,15 @@ func rollout(ctx context.Context, addr, app string, n int, fraction float64, d t
 	capN := max(1, int(math.Floor(fraction*float64(n)+1e-9)))
 	waves := (n + capN - 1) / capN
 	ideal := time.Duration(math.Ceil(1/fraction-1e-9)) * d
+	waveD := time.Duration(waves) * d
+	if *canary {
+		waveD += d // the canary's own deploy, before the waves
+	}
 	return row{
-		n: n, capN: capN, waves: waves, d: d, t: t,
+		stage: first.Sub(start),
+		n:     n, capN: capN, waves: waves, d: d, t: t,
 		ratio:       t.Seconds() / ideal.Seconds(),
-		overhead:    t.Seconds() / (time.Duration(waves) * d).Seconds(),
+		overhead:    t.Seconds() / waveD.Seconds(),
 		peakHolders: peakHolders.Load(), peakInst: peak.Load(), samples: samples.Load(),
 		redisCalls: calls, redisBusy: busy,
 	}, nil
