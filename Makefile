@@ -174,11 +174,12 @@ packages: ## build bin/puller and package it with pkgbuild: dist/puller_<version
 BENCH_ROLLOUT_FLAGS ?= -n 10,100,300 -d 2s -ticks 20
 
 .PHONY: bench-rollout
-bench-rollout: ## rollout wall time (N = 10, 100, 300 agents, fraction 1/3) and the real puller's idle tick
+bench-rollout: ## rollout wall time (N = 10, 100, 300 agents, fraction 1/3), again with a 1-host canary stage, and the real puller's idle tick
 	@command -v redis-server >/dev/null || { echo "bench-rollout: redis-server is not installed (run make deps)"; exit 1; }
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/puller ./cmd/puller
 	$(GO) run ./puller/internal/rolloutbench $(BENCH_ROLLOUT_FLAGS) -idle -puller bin/puller
+	$(GO) run ./puller/internal/rolloutbench $(BENCH_ROLLOUT_FLAGS) -canary
 
 # --- pkgbuild: the hello example, the stage-1 demo, the build benchmark ------------
 
