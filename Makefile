@@ -253,6 +253,10 @@ demo-repo: hello ## publish hello to a local signed repo (staging), promote it t
 trials-lock: ## lock-safety trials against a real redis-server, with their counts
 	APTFLEET_LOCK_TRIALS=3 $(GO) test -count=1 -v -timeout 20m -run 'TestLockSafetyTrials|TestStalledProcessDoesNotStartItsStep|TestCapHoldsThroughFailover' ./puller/redislock
 
+.PHONY: trials-marks
+trials-marks: ## broken marks surviving Redis data loss: 20 randomized trials each of FLUSHALL and a restart without persistence
+	APTFLEET_MARK_TRIALS=20 $(GO) test -count=1 -v -timeout 30m -run 'TestMarksSurviveRedisDataLoss' ./puller
+
 .PHONY: bench-gossip
 bench-gossip: ## time from a deploy announce until all of 30 / 100 Serf members on loopback have it
 	$(GO) test -run '^$$' -bench DeployReaction -benchtime 20x ./puller/gossip

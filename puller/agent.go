@@ -39,6 +39,9 @@ type Deps struct {
 	Members   Membership
 	Tagger    VersionTagger
 	Publisher Publisher
+	// Marks is the host's memory of the broken marks it has seen (in
+	// state_dir), put back when Redis loses them; nil: no memory.
+	Marks MarkMemory
 	// Compare orders Debian versions (<0, 0, >0), as dpkg --compare-versions.
 	Compare func(a, b string) int
 	Logger  *slog.Logger
@@ -64,6 +67,10 @@ var (
 	errTargetBroken = errors.New("puller: target version marked broken")
 	// errHeld: a hold (a pause) was set while the host waited for a slot.
 	errHeld = errors.New("puller: held")
+	// errEpochChanged: Redis lost its data (or another Redis serves it)
+	// since the target was chosen, so the marks it was chosen by may be
+	// incomplete.
+	errEpochChanged = errors.New("puller: Redis lost its data since the target was chosen")
 )
 
 // Agent keeps a host's apps at their newest good version.
@@ -105,6 +112,7 @@ type appRun struct {
 	// openStage is the version whose canary stage this host saw open (it
 	// stays open): no need to ask for a place.
 	openStage string
+	epoch     string // the guard's Epoch when the marks were last read
 }
 
 // quarantine is a host's memory of its own fault: it starts no deploy of the
@@ -260,6 +268,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.mu.Lock()
 	a.runCtx = ctx
 	a.mu.Unlock()
+	go a.watchGuard(ctx)
 	a.log.Info("agent running", "host", a.host, "schedule", a.cfg.Schedule, "jitter_offset", offset, "apps", len(a.apps))
 	for {
 		select {
@@ -341,6 +350,9 @@ func (a *Agent) Bootstrap(ctx context.Context) error {
 func (a *Agent) bootstrap(ctx context.Context, ar *appRun) error {
 	_, etag, err := ar.Index.Check(ctx, ar.Dist, "")
 	if err != nil {
+		return err
+	}
+	if err := a.waitForMarks(ctx, ar); err != nil {
 		return err
 	}
 	d, err := a.decide(ctx, ar, false)
@@ -539,7 +551,7 @@ func (a *Agent) situation(ctx context.Context, ar *appRun, holds bool) (Situatio
 	versions := listing.Versions
 	a.metrics.checked(ar.Name, ar.Env, a.now())
 	a.metrics.setValidUntil(ar.Name, ar.Env, listing.ValidUntil)
-	broken, err := a.deps.State.Broken(ctx, ar.Name, ar.Env)
+	broken, _, err := a.marks(ctx, ar)
 	if err != nil {
 		return Situation{}, err
 	}
@@ -668,6 +680,9 @@ func (a *Agent) cycle(ctx context.Context, ar *appRun) error {
 		case (errors.Is(err, errTargetBroken) || errors.Is(err, errHeld)) && attempt < 3:
 			a.log.Info("target marked broken or app paused while waiting; deciding again", "app", ar.Name, "env", ar.Env, "version", d.Target, "why", err)
 			continue
+		case errors.Is(err, errEpochChanged) && attempt < 3:
+			a.log.Warn("Redis lost its data while this host waited for a slot; deciding again", "app", ar.Name, "env", ar.Env, "version", d.Target)
+			continue
 		case err == nil || errors.Is(err, ErrDeployFailed):
 			ar.etag = etag // this index is handled
 		}
@@ -690,15 +705,24 @@ func (a *Agent) hold(ctx context.Context, ar *appRun, d Decision) error {
 }
 
 // rest records a host with nothing to deploy and arms the app/env's
-// semaphore guard.
+// semaphore guard; a host that remembers broken marks also reads them, to
+// put back those Redis lost and forget those an operator removed.
 func (a *Agent) rest(ctx context.Context, ar *appRun, current string) error {
 	if err := a.recordHost(ctx, ar, a.resting(ar)); err != nil {
 		return err
 	}
-	if _, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env); err != nil {
-		return err
+	if a.deps.Marks != nil {
+		mem, err := a.deps.Marks.Marks(marksKey(ar))
+		if err != nil {
+			return fmt.Errorf("remembered broken marks of %s/%s: %w", ar.Name, ar.Env, err)
+		}
+		if len(mem) > 0 {
+			_, _, err := a.marks(ctx, ar)
+			return err
+		}
 	}
-	return nil
+	_, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env)
+	return err
 }
 
 // deploy moves ar from current to target under a deploy slot.
@@ -798,6 +822,10 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 	}
 	if err := a.move(ctx, ar, target, guard); err != nil {
 		var se *stepError
+		if errors.Is(err, errTargetBroken) || errors.Is(err, errEpochChanged) {
+			a.restore(ctx, ar) // while this host waited for its slot again
+			return err
+		}
 		if !errors.As(err, &se) {
 			return err // the guard: no slot, the host stays drained until the next cycle
 		}
@@ -874,6 +902,30 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, 
 		}
 		return nil, fmt.Errorf("wait for a deploy slot: %w", err)
 	}
+	// Read the mark again once admitted, every time a slot is granted (a
+	// host that lost its lease mid-deploy too): the wait may have ended
+	// between two reads of it, or by the end of the pause after Redis lost
+	// its data, during which hosts put back the marks they remember. The
+	// read counts only if Redis kept its data since the target was chosen
+	// (the guard's Epoch is the one the marks were read under): a host
+	// admitted just before a loss reads the mark just after it, gone.
+	b, err := a.deps.State.IsBroken(ctx, app, env, target)
+	var g Guard
+	if err == nil && b == nil {
+		g, err = a.deps.Lock.Arm(ctx, app+":"+env)
+	}
+	if err != nil || b != nil || g.Epoch != ar.epoch {
+		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+			a.log.Warn("release deploy slot", "app", app, "env", env, "err", rerr)
+		}
+		switch {
+		case err != nil:
+			return nil, err
+		case b != nil:
+			return nil, errTargetBroken
+		}
+		return nil, errEpochChanged
+	}
 	a.record(ctx, ar, "cap", a.deps.State.RecordCap(ctx, app, env, target, lease.Cap()))
 	return lease, nil
 }
@@ -934,9 +986,14 @@ func (a *Agent) fail(ctx context.Context, ar *appRun, current, target string, f 
 	first := false
 	if f.fault == FaultRelease && !bootstrap {
 		var err error
-		r, first, err = a.deps.State.ReleaseFailure(ctx, app, env, target, Broken{Reason: reason, Host: a.host, At: a.now().UTC()}, a.cfg.BrokenAfter)
+		mark := Broken{Reason: reason, Host: a.host, At: a.now().UTC()}
+		r, first, err = a.deps.State.ReleaseFailure(ctx, app, env, target, mark, a.cfg.BrokenAfter)
 		if err != nil {
 			a.log.Error("record release failure; the version may not be marked broken", "app", app, "version", target, "err", err)
+		}
+		if first || (err != nil && a.cfg.BrokenAfter <= 1) {
+			// A mark this host set, or (its write failed) would have set.
+			a.rememberMark(ar, target, mark, err == nil)
 		}
 	}
 	back := current          // "" when the host could not get back to current

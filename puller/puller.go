@@ -60,6 +60,25 @@ type Broken struct {
 	At     time.Time `json:"at"`
 }
 
+// SeenMark is a broken mark as a host remembers it: the mark, and the
+// Guard's Epoch of the Redis data it was last known to be in ("" when this
+// host set it and does not know that the write landed).
+type SeenMark struct {
+	Broken
+	Epoch string `json:"epoch"`
+}
+
+// MarkMemory is the host's own record of the broken marks it has seen, per
+// "app/env", kept outside Redis (statedir.Marks, in state_dir) so that the
+// host can put back what Redis lost.
+type MarkMemory interface {
+	// Marks returns what the host remembers of key ("app/env").
+	Marks(key string) (map[string]SeenMark, error)
+	// UpdateMarks lets fn change key's marks (version -> mark) under an
+	// exclusive lock, and stores them when fn reports a change.
+	UpdateMarks(key string, fn func(marks map[string]SeenMark) (changed bool, err error)) error
+}
+
 // Rollout is the progress of one version in one app/env.
 type Rollout struct {
 	Version string
@@ -123,8 +142,24 @@ type Locker interface {
 	// cap follows the live membership).
 	Acquire(ctx context.Context, req func() LockRequest) (Lease, error)
 	// Arm sets the semaphore's guard when it is missing, so the pause that
-	// follows a lost slot set runs while the fleet is idle.
-	Arm(ctx context.Context, key string) (time.Duration, error)
+	// follows a lost slot set runs while the fleet is idle, and reports
+	// what the guard says.
+	Arm(ctx context.Context, key string) (Guard, error)
+}
+
+// Guard is what the semaphore's guard says about one app/env's data in
+// Redis.
+type Guard struct {
+	// Pause is how long admissions still pause after the semaphore found its
+	// slot set lost or served by another Redis (0 when none).
+	Pause time.Duration
+	// Epoch names the life of the Redis data the app/env's keys live in. It
+	// changes when the semaphore finds the slot set lost (a FLUSHALL, a
+	// restart without persistence; also its first use) or served by another
+	// Redis (a restart, a failover), and at no other time. A host that reads
+	// another Epoch than the one it saw marks under knows that Redis may
+	// have forgotten them.
+	Epoch string
 }
 
 // State is where the fleet's deploy state lives: broken marks, pauses, host
@@ -144,6 +179,9 @@ type State interface {
 	Paused(ctx context.Context, app, env string) (*Pause, error)
 	// RecordHost writes host's record (its At is set to now).
 	RecordHost(ctx context.Context, app, env, host string, r HostRecord) error
+	// RestoreBroken puts back marks that Redis lost, each unless the
+	// version is marked already; it touches nothing else.
+	RestoreBroken(ctx context.Context, app, env string, marks map[string]Broken) error
 	StartRollout(ctx context.Context, app, env, version string, alive int) error
 	// RecordCap records the cap a lease for version was granted under.
 	RecordCap(ctx context.Context, app, env, version string, cap int) error

@@ -216,6 +216,11 @@ func (e *env) agent(ctx context.Context, members puller.Membership, tagger pulle
 		State: e.state, Canaries: e.state, Members: members, Tagger: tagger,
 		Compare: debian.CompareVersions, Logger: e.log,
 	}
+	marks, err := statedir.OpenMarks(e.cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("state_dir: %w", err)
+	}
+	deps.Marks = marks
 	var sdk *awsLazy
 	for _, a := range e.cfg.Apps {
 		ad, err := e.appDeps(ctx, a, &sdk)

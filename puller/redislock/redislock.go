@@ -247,7 +247,9 @@ return {1, cap}
 // armScript: KEYS guard, server; ARGV ttl ms. Sets a missing guard, and
 // with it the pause of one TTL, as an acquisition would, and pauses as it
 // would when the Redis serving the slot set changed; returns the pause left
-// in ms (0 when none).
+// in ms (0 when none) and the epoch: the server's identity and the guard's
+// value, which change together with nothing else than a lost slot set or
+// another server.
 var armScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -257,8 +259,9 @@ if not until_ms then
   until_ms = now + tonumber(ARGV[1])
   redis.call('SET', KEYS[1], until_ms)
 end
-if until_ms > now then return until_ms - now end
-return 0
+local epoch = (redis.call('GET', KEYS[2]) or '?') .. '/' .. redis.call('GET', KEYS[1])
+if until_ms > now then return {until_ms - now, epoch} end
+return {0, epoch}
 `)
 
 // renewScript: KEYS slots, tokens[, viewcaps, viewexpiry]; ARGV host, token,
@@ -427,14 +430,26 @@ func (s *Semaphore) Acquire(ctx context.Context, req func() Request) (puller.Lea
 // new fleet's first rollout and a Redis that lost its data while the fleet was
 // idle do not wait a TTL when a rollout comes. It is as safe as the pause at
 // acquisition: the pause runs one TTL from the first moment anyone saw the
-// guard missing, which is after the data was lost. Arm returns the pause left.
-func (s *Semaphore) Arm(ctx context.Context, key string) (time.Duration, error) {
+// guard missing, which is after the data was lost. Arm returns the pause
+// left and the epoch of key's data (puller.Guard): the identity of the Redis
+// serving it and the guard's value, which change when, and only when, the
+// slot set was found lost or served by another Redis.
+func (s *Semaphore) Arm(ctx context.Context, key string) (puller.Guard, error) {
 	_, _, guard, _, _ := s.keys(key)
-	ms, err := armScript.Run(ctx, s.rdb, []string{guard, s.serverKey(key)}, s.opts.TTL.Milliseconds()).Int64()
+	res, err := armScript.Run(ctx, s.rdb, []string{guard, s.serverKey(key)}, s.opts.TTL.Milliseconds()).Slice()
 	if err != nil {
-		return 0, fmt.Errorf("arm %s: %w", key, err)
+		return puller.Guard{}, fmt.Errorf("arm %s: %w", key, err)
 	}
-	return time.Duration(ms) * time.Millisecond, nil
+	var ms int64
+	var epoch string
+	if len(res) == 2 {
+		ms, _ = res[0].(int64)
+		epoch, _ = res[1].(string)
+	}
+	if epoch == "" {
+		return puller.Guard{}, fmt.Errorf("arm %s: unexpected reply %v", key, res)
+	}
+	return puller.Guard{Pause: time.Duration(ms) * time.Millisecond, Epoch: epoch}, nil
 }
 
 // Holders returns the hosts holding an unexpired slot of key, by Redis time.

@@ -416,16 +416,17 @@ func TestArmStartsThePauseEarly(t *testing.T) {
 	ctx := context.Background()
 	req := redislock.Request{Key: "hello:prod", Host: "a", Cap: 1}
 
-	pause, err := s.Arm(ctx, req.Key)
+	g, err := s.Arm(ctx, req.Key)
+	pause := g.Pause
 	if err != nil || pause <= 0 || pause > o.TTL {
 		t.Fatalf("first Arm: pause %s, %v; want a pause of at most %s", pause, err, o.TTL)
 	}
-	if again, err := s.Arm(ctx, req.Key); err != nil || again > pause {
-		t.Fatalf("second Arm: pause %s, %v; want the same pause running down (at most %s)", again, err, pause)
+	if again, err := s.Arm(ctx, req.Key); err != nil || again.Pause > pause {
+		t.Fatalf("second Arm: pause %s, %v; want the same pause running down (at most %s)", again.Pause, err, pause)
 	}
 	time.Sleep(pause + 10*time.Millisecond)
-	if again, err := s.Arm(ctx, req.Key); err != nil || again != 0 {
-		t.Fatalf("Arm after the pause: %s, %v; want no pause", again, err)
+	if again, err := s.Arm(ctx, req.Key); err != nil || again.Pause != 0 {
+		t.Fatalf("Arm after the pause: %s, %v; want no pause", again.Pause, err)
 	}
 	held, err := s.TryAcquire(ctx, req)
 	if err != nil {
@@ -433,8 +434,8 @@ func TestArmStartsThePauseEarly(t *testing.T) {
 	}
 
 	r.Restart() // no persistence: the slot set and the guard are gone
-	if pause, err := s.Arm(ctx, req.Key); err != nil || pause <= 0 {
-		t.Fatalf("Arm after data loss: pause %s, %v; want a pause", pause, err)
+	if g, err := s.Arm(ctx, req.Key); err != nil || g.Pause <= 0 {
+		t.Fatalf("Arm after data loss: pause %s, %v; want a pause", g.Pause, err)
 	}
 	b := redislock.Request{Key: "hello:prod", Host: "b", Cap: 1}
 	var busy *redislock.BusyError
@@ -446,6 +447,69 @@ func TestArmStartsThePauseEarly(t *testing.T) {
 		t.Fatal("the lease from before the loss is still alive while another host holds the only slot")
 	}
 	_ = next
+}
+
+// TestArmEpoch: the epoch Arm reports stays the same through arming,
+// admissions, renewals and releases, and changes whenever Redis lost the
+// slot set or another Redis serves it: FLUSHALL, a restart without
+// persistence, a restart from a snapshot that still holds the guard.
+func TestArmEpoch(t *testing.T) {
+	r := testenv.StartRedis(t, testenv.RedisOptions{})
+	o := opts()
+	rdb := client(t, r.Addr, "", nil)
+	s := redislock.New(rdb, o)
+	ctx := context.Background()
+	const key = "hello:prod"
+	epoch := func() string {
+		t.Helper()
+		g, err := s.Arm(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.Epoch == "" {
+			t.Fatal("Arm reported an empty epoch")
+		}
+		return g.Epoch
+	}
+	seen := map[string]string{}
+	first := epoch()
+	seen[first] = "first use"
+	if again := epoch(); again != first {
+		t.Fatalf("epoch changed from %q to %q by arming again", first, again)
+	}
+	time.Sleep(o.TTL + 10*time.Millisecond)
+	l := mustAcquire(t, s, redislock.Request{Key: key, Host: "a", Cap: 1})
+	time.Sleep(o.RenewEvery * 2)
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if again := epoch(); again != first {
+		t.Fatalf("epoch changed from %q to %q by an admission, renewals and a release", first, again)
+	}
+	changes := []struct {
+		name string
+		do   func()
+	}{
+		{"FLUSHALL", func() { rdb.FlushAll(ctx) }},
+		{"a restart without persistence", r.Restart},
+		{"a restart from a snapshot taken after the guard was set", func() {
+			if err := rdb.Save(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			r.Restart()
+		}},
+	}
+	for _, c := range changes {
+		c.do()
+		e := epoch()
+		if prev, ok := seen[e]; ok {
+			t.Fatalf("after %s the epoch is %q, the same as after %s", c.name, e, prev)
+		}
+		seen[e] = c.name
+		if again := epoch(); again != e {
+			t.Fatalf("after %s the epoch moved again from %q to %q with no further change", c.name, e, again)
+		}
+	}
 }
 
 func TestAuthAndTLS(t *testing.T) {

@@ -121,6 +121,24 @@ func (s *Store) MarkBroken(ctx context.Context, app, env, version string, b pull
 	return n == 1, nil
 }
 
+// RestoreBroken puts back broken marks Redis lost (a host remembered them):
+// each one with HSETNX, so a mark in force is kept as it is. Unlike
+// MarkBroken it does not touch the version's rollout, which Redis lost too.
+func (s *Store) RestoreBroken(ctx context.Context, app, env string, marks map[string]puller.Broken) error {
+	if len(marks) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for v, b := range marks {
+		raw, _ := json.Marshal(b)
+		pipe.HSetNX(ctx, s.key(app, env, "broken"), v, raw)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("restore broken marks of %s/%s: %w", app, env, err)
+	}
+	return nil
+}
+
 // SetHost records host's version and state for app/env, stamped now.
 func (s *Store) SetHost(ctx context.Context, app, env, host, version string, state puller.HostState) error {
 	return s.RecordHost(ctx, app, env, host, Host{Version: version, State: state})

@@ -248,3 +248,30 @@ func TestStepDownAndJoin(t *testing.T) {
 		t.Errorf("history: %s\nwant:    %s", got, want)
 	}
 }
+
+// TestRestoreBroken: a restored mark comes back as it was remembered, a mark
+// in force is kept, and no rollout is created.
+func TestRestoreBroken(t *testing.T) {
+	ctx := context.Background()
+	s, rdb := newStore(t, nil)
+	at := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	if _, err := s.MarkBroken(ctx, "hello", "staging", "1.2", puller.Broken{Reason: "in force", Host: "b", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.RestoreBroken(ctx, "hello", "staging", map[string]puller.Broken{
+		"1.1": {Reason: "health check: 503", Host: "a", At: at},
+		"1.2": {Reason: "remembered", Host: "c", At: at},
+	}))
+	got, err := s.Broken(ctx, "hello", "staging")
+	must(t, err)
+	if b := got["1.1"]; b.Reason != "health check: 503" || b.Host != "a" || !b.At.Equal(at) {
+		t.Errorf("restored mark = %+v, want the remembered one", b)
+	}
+	if b := got["1.2"]; b.Reason != "in force" || b.Host != "b" {
+		t.Errorf("mark in force = %+v, want it kept", b)
+	}
+	if n, _ := rdb.Exists(ctx, "t:hello:staging:rollout:1.1").Result(); n != 0 {
+		t.Error("restoring a mark created a rollout")
+	}
+	must(t, s.RestoreBroken(ctx, "hello", "staging", nil))
+}

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // ErrCorrupt marks a state file that exists but does not decode.
@@ -203,4 +205,57 @@ func (d *Dates) Advance(key string, date time.Time) (time.Time, error) {
 		return true, nil
 	})
 	return newest, err
+}
+
+// Marks is the marks file (marks.json): per "app/env", the broken marks the
+// host has seen, each with the epoch of the Redis data it was last seen in.
+// It implements puller.MarkMemory.
+type Marks struct {
+	File File[map[string]map[string]puller.SeenMark]
+}
+
+var _ puller.MarkMemory = (*Marks)(nil)
+
+// OpenMarks returns the Marks kept in dir.
+func OpenMarks(dir string) (*Marks, error) {
+	f, err := Open[map[string]map[string]puller.SeenMark](dir, "marks.json")
+	if err != nil {
+		return nil, err
+	}
+	return &Marks{File: f}, nil
+}
+
+// Marks returns the marks remembered for key (none when the file is
+// missing). A corrupt file is an error, never an empty memory.
+func (m *Marks) Marks(key string) (map[string]puller.SeenMark, error) {
+	all, _, err := m.File.Load()
+	if err != nil {
+		return nil, err
+	}
+	return all[key], nil
+}
+
+// UpdateMarks implements puller.MarkMemory: fn gets key's marks (an empty
+// map when none) under the file's lock; the file is rewritten when fn
+// reports a change.
+func (m *Marks) UpdateMarks(key string, fn func(marks map[string]puller.SeenMark) (bool, error)) error {
+	return m.File.Update(func(all *map[string]map[string]puller.SeenMark) (bool, error) {
+		marks := (*all)[key]
+		if marks == nil {
+			marks = map[string]puller.SeenMark{}
+		}
+		changed, err := fn(marks)
+		if err != nil || !changed {
+			return false, err
+		}
+		if *all == nil {
+			*all = map[string]map[string]puller.SeenMark{}
+		}
+		if len(marks) == 0 {
+			delete(*all, key)
+		} else {
+			(*all)[key] = marks
+		}
+		return true, nil
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/statedir"
 )
 
@@ -170,5 +171,60 @@ func TestOpenRejectsBadNames(t *testing.T) {
 	}
 	if _, err := statedir.Open[seen]("", "x.json"); err == nil {
 		t.Error("Open with an empty directory succeeded")
+	}
+}
+
+// TestMarks: marks remembered per app/env survive a reopen, an update that
+// reports no change writes nothing, an emptied app/env is dropped, and a
+// corrupt file is an error naming it.
+func TestMarks(t *testing.T) {
+	dir := t.TempDir()
+	m, err := statedir.OpenMarks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Marks("hello/staging"); err != nil || len(got) != 0 {
+		t.Fatalf("Marks before any write = %v, %v; want none", got, err)
+	}
+	at := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	mark := puller.SeenMark{Broken: puller.Broken{Reason: "health check: 503", Host: "i-1", At: at}, Epoch: "r1:x/17"}
+	err = m.UpdateMarks("hello/staging", func(marks map[string]puller.SeenMark) (bool, error) {
+		marks["1.1-1"] = mark
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, _ := statedir.OpenMarks(dir)
+	got, err := again.Marks("hello/staging")
+	if err != nil || got["1.1-1"] != mark {
+		t.Fatalf("Marks after a reopen = %v, %v; want %v", got, err, mark)
+	}
+	if other, _ := again.Marks("hello/production"); len(other) != 0 {
+		t.Fatalf("another env remembers %v", other)
+	}
+	before, _ := os.ReadFile(m.File.Path)
+	_ = m.UpdateMarks("hello/staging", func(marks map[string]puller.SeenMark) (bool, error) {
+		marks["9.9"] = mark // changed in memory, but reported unchanged
+		return false, nil
+	})
+	if after, _ := os.ReadFile(m.File.Path); string(after) != string(before) {
+		t.Fatalf("an update reporting no change rewrote the file:\n%s", after)
+	}
+	_ = m.UpdateMarks("hello/staging", func(marks map[string]puller.SeenMark) (bool, error) {
+		delete(marks, "1.1-1")
+		return true, nil
+	})
+	if data, _ := os.ReadFile(m.File.Path); strings.Contains(string(data), "hello/staging") {
+		t.Fatalf("an app/env with no marks left is still in the file:\n%s", data)
+	}
+	if err := os.WriteFile(m.File.Path, []byte("{broken"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Marks("hello/staging"); !errors.Is(err, statedir.ErrCorrupt) || !strings.Contains(err.Error(), m.File.Path) {
+		t.Fatalf("Marks of a corrupt file: %v; want ErrCorrupt naming %s", err, m.File.Path)
+	}
+	if err := m.UpdateMarks("hello/staging", func(map[string]puller.SeenMark) (bool, error) { return true, nil }); !errors.Is(err, statedir.ErrCorrupt) {
+		t.Fatalf("UpdateMarks of a corrupt file: %v; want ErrCorrupt (never an empty memory)", err)
 	}
 }
