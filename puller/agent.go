@@ -820,10 +820,24 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 			return a.fail(ctx, ar, current, target, attribute(&stepError{step: StepDrain, err: err}, current), began, false)
 		}
 	}
-	if err := a.move(ctx, ar, target, guard); err != nil {
+	// Right before the first step the mark is read once more, with the
+	// guard's Epoch (confirm): the drain may have taken a while, and Redis
+	// may have lost its data since the target was chosen.
+	confirmed := false
+	before := func() error {
+		if err := guard(); err != nil {
+			return err
+		}
+		if confirmed {
+			return nil
+		}
+		confirmed = true
+		return a.confirm(ctx, ar, target)
+	}
+	if err := a.move(ctx, ar, target, before); err != nil {
 		var se *stepError
 		if errors.Is(err, errTargetBroken) || errors.Is(err, errEpochChanged) {
-			a.restore(ctx, ar) // while this host waited for its slot again
+			a.restore(ctx, ar) // nothing was installed: back into service
 			return err
 		}
 		if !errors.As(err, &se) {
@@ -901,30 +915,6 @@ func (a *Agent) acquire(ctx context.Context, ar *appRun, target string) (Lease, 
 			return nil, c
 		}
 		return nil, fmt.Errorf("wait for a deploy slot: %w", err)
-	}
-	// Read the mark again once admitted, every time a slot is granted (a
-	// host that lost its lease mid-deploy too): the wait may have ended
-	// between two reads of it, or by the end of the pause after Redis lost
-	// its data, during which hosts put back the marks they remember. The
-	// read counts only if Redis kept its data since the target was chosen
-	// (the guard's Epoch is the one the marks were read under): a host
-	// admitted just before a loss reads the mark just after it, gone.
-	b, err := a.deps.State.IsBroken(ctx, app, env, target)
-	var g Guard
-	if err == nil && b == nil {
-		g, err = a.deps.Lock.Arm(ctx, app+":"+env)
-	}
-	if err != nil || b != nil || g.Epoch != ar.epoch {
-		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
-			a.log.Warn("release deploy slot", "app", app, "env", env, "err", rerr)
-		}
-		switch {
-		case err != nil:
-			return nil, err
-		case b != nil:
-			return nil, errTargetBroken
-		}
-		return nil, errEpochChanged
 	}
 	a.record(ctx, ar, "cap", a.deps.State.RecordCap(ctx, app, env, target, lease.Cap()))
 	return lease, nil

@@ -26,7 +26,9 @@ import (
 // keeps for one lock_ttl after it found the data lost: a running agent that
 // remembers marks checks the guard every lock_ttl/3 (watchGuard), so it has
 // put them back before that pause ends and anyone is admitted, and an
-// admitted host reads the marks again before its first step. Bootstrap
+// admitted host reads the mark again right before its first step, and only
+// trusts that read if the Epoch has not changed since it chose its target
+// (confirm). Bootstrap
 // takes no slot, so it waits the pause out itself (waitForMarks).
 
 // marksKey names an app/env in the host's memory of marks.
@@ -216,6 +218,30 @@ func (a *Agent) checkGuard(ctx context.Context, ar *appRun) error {
 		return err
 	}
 	return a.restoreLost(ctx, ar, g)
+}
+
+// confirm reads target's mark right before a deploy's first step, and
+// makes sure Redis kept its data since the target was chosen (the guard's
+// Epoch is still the one the marks were read under): a host admitted just
+// before a loss would otherwise read the mark just after it, gone. It
+// returns errTargetBroken or errEpochChanged; either way nothing was
+// installed, and the cycle decides again.
+func (a *Agent) confirm(ctx context.Context, ar *appRun, target string) error {
+	b, err := a.deps.State.IsBroken(ctx, ar.Name, ar.Env, target)
+	if err != nil {
+		return err
+	}
+	if b != nil {
+		return errTargetBroken
+	}
+	g, err := a.deps.Lock.Arm(ctx, ar.Name+":"+ar.Env)
+	if err != nil {
+		return err
+	}
+	if g.Epoch != ar.epoch {
+		return errEpochChanged
+	}
+	return nil
 }
 
 // waitForMarks is bootstrap's stand-in for the semaphore's pause: when the
