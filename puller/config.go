@@ -95,6 +95,10 @@ type App struct {
 	// Keyring is the OpenPGP public keyring that signs the repository.
 	// Default "/etc/apt/keyrings/aptfleet.gpg".
 	Keyring string `yaml:"keyring"`
+	// Component is the repository component the app is installed from, the
+	// one the apt source lists: the agent considers only its versions.
+	// Default "main".
+	Component string `yaml:"component"`
 	// Arch is the Debian architecture read from the index. Default "amd64".
 	Arch string `yaml:"arch"`
 	// SourcesList is the apt source file of this app's repository, the only
@@ -328,6 +332,9 @@ func defaultApp(a App) App {
 	if a.Arch == "" {
 		a.Arch = "amd64"
 	}
+	if a.Component == "" {
+		a.Component = "main"
+	}
 	if a.SourcesList == "" {
 		a.SourcesList = "/etc/apt/sources.list.d/aptfleet.sources"
 	}
@@ -462,6 +469,9 @@ func (c Config) Validate() error {
 		}
 		if !debian.ValidDist(a.Dist) {
 			return bad("%s.dist: %q is not a valid distribution name", field, a.Dist)
+		}
+		if a.Component != "" && !debian.ValidDist(a.Component) { // "" is the default, main
+			return bad("%s.component: %v", field, debian.CheckDist(a.Component))
 		}
 		if a.Arch != "" && !debian.ValidArch(a.Arch) { // "" is the default, amd64
 			return bad("%s.arch: %q is not a Debian architecture", field, a.Arch)

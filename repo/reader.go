@@ -38,6 +38,10 @@ type Reader struct {
 	Architecture string
 	// Now is the clock Valid-Until is checked against. Default time.Now.
 	Now func() time.Time
+	// Components limits Dist and Index to these components, as an apt
+	// source's Components line does. Default: every component the Release
+	// lists.
+	Components []string
 }
 
 // Dist is a consistent view of one dist at one InRelease.
@@ -96,7 +100,12 @@ func (r *Reader) Dist(ctx context.Context, dist string) (*Dist, error) {
 		now = r.Now
 	}
 	accept := func(rel *Release) error { return CheckRelease(rel, dist, now()) }
-	return readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true, accept)
+	d, err := readDist(ctx, r.Store, r.Keyring, dist, func(a string) bool { return a == arch }, true, accept)
+	if err != nil || len(r.Components) == 0 {
+		return d, err
+	}
+	d.Packages = slices.DeleteFunc(d.Packages, func(p Package) bool { return !slices.Contains(r.Components, p.Component) })
+	return d, nil
 }
 
 // CheckRelease reports whether rel may be trusted as dist's Release at now:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/aptfleet/aptfleet/internal/debian"
 )
@@ -60,6 +61,10 @@ func removeEntries(st *state, refs []Ref, prev []Package) (removed []Package, ab
 	return removed, absent, changed
 }
 
+// ErrSeveralComponents: rollback was asked for an app published to more
+// than one component of a dist.
+var ErrSeveralComponents = errors.New("repo: app in several components")
+
 // RollbackResult is what Rollback did.
 type RollbackResult struct {
 	Removed []Package // the entries taken out
@@ -89,11 +94,21 @@ func (r *Repo) Rollback(ctx context.Context, dist, name, to string) (RollbackRes
 			return false, nil // the last attempt's commit is in: roll back no further
 		}
 		res = RollbackResult{}
-		var versions []string
+		var versions, comps []string
 		for _, p := range st.pkgs {
+			if p.Name == name && !slices.Contains(comps, p.Component) {
+				comps = append(comps, p.Component)
+			}
 			if p.Name == name && !slices.ContainsFunc(versions, func(v string) bool { return debian.CompareVersions(v, p.Version) == 0 }) {
 				versions = append(versions, p.Version)
 			}
+		}
+		if len(comps) > 1 {
+			// Hosts read one component each: a newest version across
+			// components is no host's target.
+			slices.Sort(comps)
+			return false, fmt.Errorf("%w: %s is in components %s of %s; rollback reads one component (take versions out with yank NAME=VERSION)",
+				ErrSeveralComponents, name, strings.Join(comps, ", "), dist)
 		}
 		if len(versions) == 0 {
 			return false, fmt.Errorf("%s is not in %s", name, dist)

@@ -511,6 +511,7 @@ func TestLaunchTemplateUserData(t *testing.T) {
 				"repo_url":                      cty.StringVal(cfg.Repo),
 				"keyring_base64":                vars["keyring_base64"],
 				"keyring_package":               cty.StringVal(cfg.KeyringPackage),
+				"component":                     cty.StringVal("main"),
 				"redis_addr":                    cty.StringVal(cfg.RedisAddr),
 				"redis_tls":                     cty.True,
 				"redis_auth_ssm_parameter_name": cty.StringVal(cfg.RedisAuthParameter),

@@ -95,6 +95,20 @@ func TestPullerConfig(t *testing.T) {
 				t.Errorf("keyring app = %+v", k)
 			}
 		}},
+		{"component", func(t *testing.T) userdata.Config {
+			c := minimal(t)
+			c.Component = "contrib"
+			return c
+		}, func(t *testing.T, p puller.Config) {
+			if a := p.Apps[0]; a.Component != "contrib" {
+				t.Errorf("component %q, want contrib (the apt source's)", a.Component)
+			}
+		}},
+		{"default component", minimal, func(t *testing.T, p puller.Config) {
+			if a := p.Apps[0]; a.Component != "main" {
+				t.Errorf("component %q, want main", a.Component)
+			}
+		}},
 		{"no gates", haproxy, func(t *testing.T, p puller.Config) {
 			if a := p.Apps[0]; a.Canary.Enabled() || len(a.Alarms) != 0 || a.Window != "" || a.Validate != "" {
 				t.Errorf("gates written though none was set: %+v", a)

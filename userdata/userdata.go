@@ -67,6 +67,10 @@ type Config struct {
 	// it is written dearmored to /etc/apt/keyrings/aptfleet.gpg
 	// (keyring_base64, base64 of the binary keyring). Required.
 	Keyring []byte
+	// Component is the repository component the host installs from: the
+	// apt source's Components and the puller's apps[].component
+	// (component). Default "main".
+	Component string
 	// KeyringPackage names the repository's keyring package (pkgbuild
 	// keyring build) (keyring_package). When set, first boot installs it
 	// after the puller, points the apt source and the puller at
@@ -242,6 +246,9 @@ func (c *Config) normalize() ([]byte, error) {
 	if c.Dist == "" {
 		c.Dist = c.Env
 	}
+	if c.Component == "" {
+		c.Component = "main"
+	}
 	def := DefaultConfig()
 	if c.AppPort == 0 {
 		c.AppPort = def.AppPort
@@ -275,6 +282,7 @@ func (c *Config) normalize() ([]byte, error) {
 	}{
 		{"app", c.App, debian.ValidPackageName, "a Debian package name", true},
 		{"keyring_package", c.KeyringPackage, debian.ValidPackageName, "a Debian package name", false},
+		{"component", c.Component, debian.ValidDist, "a component name", true},
 		{"env", c.Env, debian.ValidDist, "an environment name", true}, // the default dist, so named like one
 		{"dist", c.Dist, debian.ValidDist, "a distribution name", true},
 		{"repo", c.Repo, repoRE.MatchString, "s3://BUCKET/PREFIX with a bucket name without dots", true},
@@ -465,6 +473,7 @@ func (c Config) Vars() (map[string]cty.Value, error) {
 		"repo_url":                 cty.StringVal(c.Repo),
 		"keyring_base64":           cty.StringVal(base64.StdEncoding.EncodeToString(keyring)),
 		"keyring_package":          cty.StringVal(c.KeyringPackage),
+		"component":                cty.StringVal(c.Component),
 		"region":                   cty.StringVal(c.Region),
 		"s3_endpoint":              cty.StringVal(c.S3Endpoint),
 		"ca_bundle":                cty.StringVal(strings.TrimRight(c.CABundle, "\r\n")),

@@ -395,3 +395,20 @@ func TestVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestComponent: the apt source and the puller read the same component.
+func TestComponent(t *testing.T) {
+	c := minimal(t)
+	c.Component = "contrib"
+	out, err := userdata.Render(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte("\nComponents: contrib\n")) || !bytes.Contains(out, []byte(`component: "contrib"`)) {
+		t.Errorf("the source or puller.yaml does not name component contrib:\n%s", out)
+	}
+	c.Component = "../x"
+	if _, err := userdata.Render(c); err == nil || !strings.Contains(err.Error(), "component") {
+		t.Errorf("a bad component: %v", err)
+	}
+}

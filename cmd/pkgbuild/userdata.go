@@ -81,6 +81,7 @@ from. Redis is reached over TLS unless --redis-tls=false.`,
 	f.StringVar(&c.Env, "env", "", "environment of the instance (default: --dist)")
 	f.StringVar(&c.App, "app", "", "Debian package name of the app (required)")
 	f.StringVar(&keyringFile, "keyring", "", "the repository's OpenPGP public keyring, binary or armored (required)")
+	f.StringVar(&c.Component, "component", "main", "repository component the host installs the app from")
 	f.StringVar(&c.KeyringPackage, "keyring-package", "", "the repository's keyring package (pkgbuild keyring build): installed at first boot, trusted from /usr/share/keyrings/NAME.gpg and upgraded by the puller")
 	f.StringVar(&c.Region, "region", "", "AWS region of the bucket and of SSM (required)")
 	f.StringVar(&c.S3Endpoint, "s3-endpoint", "", "HOST:PORT of an S3-compatible server (HTTPS, virtual-host buckets); empty for AWS")

@@ -264,7 +264,7 @@ func (e *env) appDeps(ctx context.Context, a puller.App, sdk **awsLazy) (puller.
 		return puller.AppDeps{}, fmt.Errorf("state_dir: %w", err)
 	}
 	d := puller.AppDeps{
-		Index:     puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: kr, Architecture: a.Arch}, App: a.Name, Dates: dates},
+		Index:     puller.RepoIndex{Reader: &repo.Reader{Store: store, Keyring: kr, Architecture: a.Arch, Components: []string{a.Component}}, App: a.Name, Dates: dates},
 		Installer: apt.New(ac),
 		Restarter: systemd.New(sc),
 	}

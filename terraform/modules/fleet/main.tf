@@ -41,6 +41,7 @@ locals {
     repo_url                 = var.repo_url
     keyring_base64           = var.keyring_base64
     keyring_package          = var.keyring_package
+    component                = var.component
     region                   = data.aws_region.current.name
     s3_endpoint              = ""
     ca_bundle                = ""

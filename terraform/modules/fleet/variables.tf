@@ -64,6 +64,17 @@ variable "keyring_base64" {
   }
 }
 
+variable "component" {
+  description = "Repository component the instances install the app from (the apt source's Components and the puller's apps[].component)."
+  type        = string
+  default     = "main"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*$", var.component))
+    error_message = "The component must be one path segment: letters, digits, dot, underscore, hyphen."
+  }
+}
+
 variable "keyring_package" {
   description = "Name of the repository's keyring package (pkgbuild keyring build). When set, first boot installs it, apt and the puller trust /usr/share/keyrings/NAME.gpg, and the fleet upgrades it, so hosts follow a signing-key rotation. Empty: keyring_base64 is trusted for good."
   type        = string
