@@ -105,6 +105,7 @@ type appRun struct {
 	// latest move, for its failed event ("" otherwise).
 	validateOutput string
 	quarantine     *quarantine
+	recordRead     bool    // the host's own record was read once (a quarantine survives a restart)
 	window         *Window // nil: no deploy window
 	server         string  // this host's server name in the load balancer
 	// stopWake ends the listener that wakes a host held by a canary stage.
@@ -583,6 +584,18 @@ func (a *Agent) situation(ctx context.Context, ar *appRun, holds bool) (Situatio
 // own quarantine and the app/env's pause.
 func (a *Agent) holds(ctx context.Context, ar *appRun) ([]Hold, error) {
 	var hs []Hold
+	if !ar.recordRead {
+		// A quarantine outlives the process (`puller once` as a Serf event
+		// handler, a restarted agent): its record says until when.
+		r, err := a.deps.State.Host(ctx, ar.Name, ar.Env, a.host)
+		if err != nil {
+			return nil, err
+		}
+		ar.recordRead = true
+		if r != nil && r.State == StateFailed && r.RetryAt.After(a.now()) && ar.quarantine == nil {
+			ar.quarantine = &quarantine{version: r.Target, reason: r.Reason, until: r.RetryAt, failures: 1}
+		}
+	}
 	if q := ar.quarantine; q != nil && a.now().Before(q.until) {
 		hs = append(hs, Hold{Kind: HoldQuarantine, Reason: q.reason, Until: q.until})
 	}

@@ -28,6 +28,15 @@ type IndexDates interface {
 	// Advance records date for key unless an older one is given; it returns
 	// the newest Date recorded for key (date itself when it was recorded).
 	Advance(key string, date time.Time) (newest time.Time, err error)
+	// Newest returns the newest Date recorded for key (zero when none),
+	// writing nothing.
+	Newest(key string) (time.Time, error)
+}
+
+// IndexPeeker is an Index that can list versions the way Versions does
+// while recording nothing (no index Date): what `puller plan` reads.
+type IndexPeeker interface {
+	PeekVersions(ctx context.Context, dist, pkg string) (Listing, error)
 }
 
 // RepoIndex reads an app's dist through repo.Reader: Check is one conditional
@@ -41,7 +50,10 @@ type RepoIndex struct {
 	Dates  IndexDates // nil: no memory of Dates
 }
 
-var _ Index = RepoIndex{}
+var (
+	_ Index       = RepoIndex{}
+	_ IndexPeeker = RepoIndex{}
+)
 
 // Check implements Index.
 func (r RepoIndex) Check(ctx context.Context, dist, etag string) (bool, string, error) {
@@ -50,13 +62,28 @@ func (r RepoIndex) Check(ctx context.Context, dist, etag string) (bool, string, 
 
 // Versions implements Index.
 func (r RepoIndex) Versions(ctx context.Context, dist, pkg string) (Listing, error) {
+	return r.versions(ctx, dist, pkg, true)
+}
+
+// PeekVersions implements IndexPeeker: Versions, refusing a stale index the
+// same way, without recording a newer Date.
+func (r RepoIndex) PeekVersions(ctx context.Context, dist, pkg string) (Listing, error) {
+	return r.versions(ctx, dist, pkg, false)
+}
+
+func (r RepoIndex) versions(ctx context.Context, dist, pkg string, record bool) (Listing, error) {
 	d, err := r.Reader.Dist(ctx, dist)
 	if err != nil {
 		return Listing{}, err
 	}
 	if r.Dates != nil {
 		date := d.Release.Date
-		newest, err := r.Dates.Advance(r.App+"/"+dist, date)
+		var newest time.Time
+		if record {
+			newest, err = r.Dates.Advance(r.App+"/"+dist, date)
+		} else {
+			newest, err = r.Dates.Newest(r.App + "/" + dist)
+		}
 		if err != nil {
 			return Listing{}, err
 		}

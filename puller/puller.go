@@ -177,6 +177,8 @@ type State interface {
 	ReleaseFailure(ctx context.Context, app, env, version string, b Broken, brokenAfter int) (Rollout, bool, error)
 	// Paused returns app/env's pause, nil when it is not paused.
 	Paused(ctx context.Context, app, env string) (*Pause, error)
+	// Host reads host's record, nil when it has none.
+	Host(ctx context.Context, app, env, host string) (*HostRecord, error)
 	// RecordHost writes host's record (its At is set to now).
 	RecordHost(ctx context.Context, app, env, host string, r HostRecord) error
 	// RestoreBroken puts back marks that Redis lost, each unless the

@@ -59,6 +59,7 @@ hosts saw it fail on its own (a host's own fault quarantines that host only).`,
 		newOnceCmd(opts),
 		newBootstrapCmd(opts),
 		newStatusCmd(opts),
+		newPlanCmd(opts),
 		newVersionCmd(),
 	)
 	return root.ExecuteContext(ctx)

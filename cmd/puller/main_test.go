@@ -54,7 +54,7 @@ func TestBadConfigFailsAtStart(t *testing.T) {
 		{"missing file", "", "no such file"},
 	}
 	for _, tt := range tests {
-		for _, sub := range []string{"run", "once", "bootstrap", "status"} {
+		for _, sub := range []string{"run", "once", "bootstrap", "status", "plan"} {
 			t.Run(tt.name+"/"+sub, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "absent.yaml")
 				if tt.config != "" {

@@ -33,6 +33,46 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// signedRepo publishes a .deb of app at each version into dist of a signed
+// repository in a directory under work, and returns the directory and the
+// keyring that verifies it.
+func signedRepo(t *testing.T, work, dist, app string, versions ...string) (repoDir, keyring string) {
+	t.Helper()
+	var key bytes.Buffer
+	if err := repo.GenerateKey(&key, "puller test", "tests@aptfleet.invalid", nil); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := repo.ParseSigner(key.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring = filepath.Join(work, "keyring.gpg")
+	f, err := os.Create(keyring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.Keyring().Write(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	repoDir = filepath.Join(work, "repo")
+	store, err := dir.Open(repoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &repo.Repo{Store: store, Signer: signer, Config: repo.DefaultConfig()}
+	for _, v := range versions {
+		debPath := filepath.Join(work, app+"_"+v+".deb")
+		if err := debs.WriteFile(debPath, debs.Spec{Name: app, Version: v}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Publish(context.Background(), dist, "main", []string{debPath}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return repoDir, keyring
+}
+
 // TestRunServesAndRecords runs `puller run` with the real wiring (repo
 // reader on a signed local repository, Redis, a Serf member on loopback,
 // dpkg-query) for an app that is already at its newest version: a package
@@ -49,36 +89,7 @@ func TestRunServesAndRecords(t *testing.T) {
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})
 	work := t.TempDir()
 
-	var key bytes.Buffer
-	if err := repo.GenerateKey(&key, "run test", "tests@aptfleet.invalid", nil); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := repo.ParseSigner(key.Bytes(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyring := filepath.Join(work, "keyring.gpg")
-	f, err := os.Create(keyring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := signer.Keyring().Write(f); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	repoDir := filepath.Join(work, "repo")
-	store, err := dir.Open(repoDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	debPath := filepath.Join(work, app+".deb")
-	if err := debs.WriteFile(debPath, debs.Spec{Name: app, Version: installed}); err != nil {
-		t.Fatal(err)
-	}
-	r := &repo.Repo{Store: store, Signer: signer, Config: repo.DefaultConfig()}
-	if _, err := r.Publish(context.Background(), "testing", "main", []string{debPath}); err != nil {
-		t.Fatal(err)
-	}
+	repoDir, keyring := signedRepo(t, work, "testing", app, installed)
 
 	metrics := freeAddr(t)
 	cfg := writeConfig(t, `host_id: i-run-test

@@ -154,6 +154,23 @@ func (s *Store) RecordHost(ctx context.Context, app, env, host string, r puller.
 	return nil
 }
 
+// Host reads host's record for app/env, nil when it has none (or its record
+// does not parse).
+func (s *Store) Host(ctx context.Context, app, env, host string) (*puller.HostRecord, error) {
+	raw, err := s.rdb.HGet(ctx, s.key(app, env, "hosts"), host).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read host %s of %s/%s: %w", host, app, env, err)
+	}
+	var r puller.HostRecord
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return nil, nil
+	}
+	return &r, nil
+}
+
 // Hosts returns every host recorded for app/env.
 func (s *Store) Hosts(ctx context.Context, app, env string) (map[string]Host, error) {
 	m, err := s.rdb.HGetAll(ctx, s.key(app, env, "hosts")).Result()

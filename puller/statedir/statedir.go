@@ -187,6 +187,16 @@ func OpenDates(dir string) (*Dates, error) {
 	return &Dates{File: f}, nil
 }
 
+// Newest returns the newest Date recorded for key (zero when none), reading
+// the file without writing or locking it. A corrupt file is an error naming it.
+func (d *Dates) Newest(key string) (time.Time, error) {
+	m, _, err := d.File.Load()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return m[key], nil
+}
+
 // Advance records date for key unless the file holds a newer one, and
 // returns the newest Date recorded. A corrupt file is an error, never an
 // empty memory.
