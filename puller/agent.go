@@ -783,6 +783,11 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 	} else if p != nil {
 		return errHeld // paused while this host waited: it starts nothing
 	}
+	if b, err := a.deps.State.IsBroken(ctx, app, env, target); err != nil {
+		return err
+	} else if b != nil {
+		return errTargetBroken
+	}
 	if a.windowHold(ar) != nil {
 		return errHeld // the window shut while this host waited
 	}
