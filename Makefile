@@ -95,7 +95,7 @@ $(APTFLEET_TESTROOT)/.complete:
 # --- repository on S3: publish benchmark ---------------------------------------
 
 .PHONY: bench-publish
-bench-publish: ## publish one .deb into 1,000/10,000-version dists: aptfleet vs aptly on gofakes3
+bench-publish: ## publish one .deb into 1,000/10,000/50,000-version dists: aptfleet vs aptly on gofakes3
 	@for t in aptly /usr/bin/time; do command -v $$t >/dev/null || { echo "bench-publish: $$t is not installed (run make deps)"; exit 1; }; done
 	$(GO) run ./repo/internal/bench $(BENCH_PUBLISH_FLAGS)
 

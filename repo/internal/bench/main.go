@@ -6,7 +6,7 @@
 // each tool, S3 requests and bytes uploaded per publish, peak resident memory
 // of the publishing process, and the ratio to aptly.
 //
-//	go run ./repo/internal/bench [-versions 1000,10000] [-runs 5] [-work DIR]
+//	go run ./repo/internal/bench [-versions 1000,10000,50000] [-runs 5] [-work DIR]
 //
 // The .debs (50 names x up to 1,000 versions) are generated with nfpm, as pkgbuild
 // builds packages, and kept in -work between runs.
@@ -55,7 +55,7 @@ type options struct {
 func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	versions := fs.String("versions", "1000,10000", "comma-separated dist sizes (package versions already listed); multiples of 50, at most 50000")
+	versions := fs.String("versions", "1000,10000,50000", "comma-separated dist sizes (package versions already listed); multiples of 50, at most 50000")
 	runs := fs.Int("runs", 5, "measured publishes per tool and size (the median is reported)")
 	work := fs.String("work", filepath.Join(os.TempDir(), "aptfleet-bench"), "work directory; generated .debs are kept there")
 	tools := fs.String("tools", "aptfleet,aptly", "tools to measure")
