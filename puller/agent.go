@@ -791,7 +791,10 @@ func (a *Agent) deployOne(ctx context.Context, ar *appRun, current, target strin
 	if a.windowHold(ar) != nil {
 		return errHeld // the window shut while this host waited
 	}
-	if reason, err := a.firingAlarm(ctx, ar); err != nil {
+	if stepDown(a, current, target) {
+		// A step down is a rollback: an alarm still firing is likely why it
+		// happens, and must not brand the version the fleet goes back to.
+	} else if reason, err := a.firingAlarm(ctx, ar); err != nil {
 		a.log.Warn("read alarms; going on without them", "app", app, "env", env, "err", err)
 	} else if reason != "" {
 		return a.haltForAlarm(ctx, ar, current, target, reason)

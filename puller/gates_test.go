@@ -226,6 +226,22 @@ func TestAlarmHaltsRollout(t *testing.T) {
 	if len(tb.events.of(event.Halted)) != 1 {
 		t.Errorf("halted events: %d, want 1", len(tb.events.of(event.Halted)))
 	}
+	// The operator yanks 1.2-1 while the alarm still fires: i-0 steps down
+	// to 1.1-1, and the alarm brands nothing the fleet goes back to.
+	tb.index.mu.Lock()
+	tb.index.versions = []string{"1.1-1"}
+	tb.index.etag++
+	tb.index.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	if err := a.Once(ctx); err != nil {
+		t.Fatalf("step down under a firing alarm: %v", err)
+	}
+	if v := tb.fleet.versionOf("i-0"); v != "1.1-1" {
+		t.Errorf("i-0 runs %s after the yank, want 1.1-1", v)
+	}
+	if bm, _ := tb.state.IsBroken(ctx, "hello", "staging", "1.1-1"); bm != nil {
+		t.Errorf("the alarm branded 1.1-1, the version the fleet steps down to: %+v", bm)
+	}
 	if r := cw.Rejected(); len(r) != 0 {
 		t.Errorf("the stand-in rejected requests: %v", r)
 	}

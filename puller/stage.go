@@ -35,6 +35,13 @@ const (
 	StepCanary = "canary"
 )
 
+// stepDown reports a move to an older version (the index dropped the
+// running one: a rollback or a yank). It runs no canary stage and is not
+// stopped by alarms: it is how a fleet gets away from a bad version.
+func stepDown(a *Agent, current, target string) bool {
+	return current != "" && target != "" && a.deps.Compare(current, target) > 0
+}
+
 // windowHold is the hold of a shut deploy window, nil while it is open.
 func (a *Agent) windowHold(ar *appRun) *Hold {
 	if ar.window == nil {
@@ -50,7 +57,7 @@ func (a *Agent) windowHold(ar *appRun) *Hold {
 // canaryHold reads (only reads) target's canary stage: a hold while it runs
 // or awaits promotion, unless this host holds a place or a place is free.
 func (a *Agent) canaryHold(ctx context.Context, ar *appRun, target string) (*Hold, error) {
-	if !ar.Canary.Enabled() || a.deps.Canaries == nil {
+	if !ar.Canary.Enabled() || a.deps.Canaries == nil || stepDown(a, ar.current, target) {
 		return nil, nil
 	}
 	stage, free, mine, err := a.deps.Canaries.Peek(ctx, ar.Name, ar.Env, target, a.host)
@@ -110,7 +117,7 @@ func (p *canaryPlace) last() CanaryView {
 // cycle decides again and holds. A nil place means the stage is open (or
 // off): the host deploys as any other.
 func (a *Agent) joinCanary(ctx context.Context, ar *appRun, current, target string) (*canaryPlace, error) {
-	if !ar.Canary.Enabled() || a.deps.Canaries == nil || ar.openStage == target {
+	if !ar.Canary.Enabled() || a.deps.Canaries == nil || ar.openStage == target || stepDown(a, current, target) {
 		return nil, nil
 	}
 	want := ar.Canary.Count(a.deps.Members.Alive(ar.Name, ar.Env))
