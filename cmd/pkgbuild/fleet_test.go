@@ -233,7 +233,13 @@ func TestFleetRedisDown(t *testing.T) {
 	port := testenv.FreePort(t)
 	for _, args := range [][]string{
 		{"fleet", "status"},
+		{"fleet", "status", "hello/production"},
+		{"fleet", "history", "hello/production"},
 		{"fleet", "pause", "hello/production", "--reason", "x"},
+		{"fleet", "resume", "hello/production"},
+		{"fleet", "unbreak", "hello/production", "1.4.0-1", "--reason", "x"},
+		{"fleet", "forget", "hello/production", "i-1"},
+		{"fleet", "serve", "--listen", "127.0.0.1:0"},
 	} {
 		cmd := exec.Command(bin, append(args, "--redis", fmt.Sprintf("redis://127.0.0.1:%d", port))...)
 		var stdout, stderr bytes.Buffer
@@ -383,5 +389,24 @@ func TestFleetPromoteCanary(t *testing.T) {
 	if err != nil || len(h) != 2 || h[0].Kind != event.CanaryPromoted || h[0].Actor != "alice@bastion" ||
 		h[1].Kind != event.CanaryAborted || h[1].Reason != "latency up" {
 		t.Fatalf("history: %+v %v", h, err)
+	}
+}
+
+// TestFleetUnknownAppEnv: every command that names an APP/ENV refuses one
+// Redis holds no record of, in one line, changing nothing.
+func TestFleetUnknownAppEnv(t *testing.T) {
+	r := newFleetRig(t)
+	for _, args := range [][]string{
+		{"fleet", "status", "nope/production"},
+		{"fleet", "history", "nope/production"},
+		{"fleet", "pause", "nope/production", "--reason", "x"},
+		{"fleet", "resume", "nope/production"},
+		{"fleet", "unbreak", "nope/production", "1.5.0-1", "--reason", "x"},
+		{"fleet", "forget", "nope/production", "i-1"},
+		{"fleet", "history", "hello/prod"},
+	} {
+		t.Run(strings.Join(args[:2], " ")+" "+args[2], func(t *testing.T) {
+			r.refused(t, "unknown app/env "+args[2]+": Redis holds no record of it", args...)
+		})
 	}
 }

@@ -17,6 +17,9 @@ const (
 	OutcomeHalted     = "halted"
 	OutcomeRolledBack = "rolled back"
 	OutcomeYanked     = "yanked"
+	// OutcomeSuperseded: another rollout started before every host counted
+	// in this one finished (a host that died is counted until then).
+	OutcomeSuperseded = "superseded"
 )
 
 // Past is one rollout as the history tells it.
@@ -71,9 +74,12 @@ func Rollouts(entries []Entry) []Past {
 				p.Actor, p.From = e.Actor, e.From
 			}
 		case event.RolloutStarted:
-			if p := latest[e.Version]; p != nil && p.Outcome != OutcomeRunning {
-				delete(latest, e.Version) // the version runs again: a new rollout
+			for _, p := range latest {
+				if p.Outcome == OutcomeRunning {
+					p.Outcome, p.End = OutcomeSuperseded, e.Time
+				}
 			}
+			delete(latest, e.Version) // a new rollout of the version
 			p := get(e)
 			p.Start = e.Time
 		case event.Succeeded:

@@ -156,3 +156,28 @@ func TestStages(t *testing.T) {
 		t.Fatalf("every host done: %s", s)
 	}
 }
+
+// TestRolloutsSuperseded: a rollout still counting a host that died ends,
+// in the history, when the next rollout starts; a rollback's step down is a
+// rollout of its own, by the rollback's actor.
+func TestRolloutsSuperseded(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ev := func(k event.Kind, v string, min int) fleetview.Entry {
+		return fleetview.Entry{Deploy: event.New(k, "hello", "prod", v, "", at.Add(time.Duration(min)*time.Minute))}
+	}
+	rb := ev(event.Rollback, "1.4", 9)
+	rb.Actor, rb.Removed = "alice", "1.5"
+	past := fleetview.Rollouts([]fleetview.Entry{
+		ev(event.RolloutStarted, "1.4", 0), // one of its 4 hosts dies: 3/4 forever
+		ev(event.RolloutStarted, "1.5", 5), ev(event.RolloutDone, "1.5", 6),
+		rb, ev(event.RolloutStarted, "1.4", 10), ev(event.RolloutDone, "1.4", 11),
+	})
+	var got []string
+	for _, p := range past {
+		got = append(got, p.Version+" "+p.Outcome+" "+p.Actor+" "+p.From)
+	}
+	want := []string{"1.4 superseded  ", "1.5 rolled back by alice  ", "1.4 done alice rollback"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("rollouts: %q, want %q", got, want)
+	}
+}
