@@ -169,7 +169,9 @@ func (f *fleet) run(name string, args ...string) string {
 // toolEnv is the environment of the commands CI would run: the S3 server's
 // keys and CA, the signing key.
 func (f *fleet) toolEnv() []string {
-	env := append(os.Environ(), "APTFLEET_SIGNING_KEY_FILE="+f.keyFile)
+	// CI runs under Jenkins: its changes are recorded with the build as
+	// their actor, in the fleet's history when Redis is given.
+	env := append(os.Environ(), "APTFLEET_SIGNING_KEY_FILE="+f.keyFile, "BUILD_USER="+ciUser, "BUILD_URL="+ciURL)
 	if f.s3 != nil {
 		env = append(env, "AWS_ACCESS_KEY_ID="+f.s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+f.s3.SecretKey,
 			"AWS_REGION="+f.s3.Region, "AWS_CA_BUNDLE="+f.s3.CAFile, "AWS_EC2_METADATA_DISABLED=true")
@@ -225,7 +227,8 @@ func (f *fleet) publish(debs ...string) {
 // announce waits until the event has been gossiped.
 func (f *fleet) promote(announce string, refs ...string) time.Time {
 	f.t.Helper()
-	args := append(append([]string{"promote"}, f.repoArgs()...), "--from", "staging", "--to", env)
+	args := append(append([]string{"promote"}, f.repoArgs()...), "--from", "staging", "--to", env, "--redis", "redis://"+f.rds.Addr)
+	args = append(args, f.snsFlags()...)
 	if announce != "" {
 		args = append(args, "--announce", announce, "--announce-key-file", f.serfFile)
 	}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ const (
 	v3 = "1.2.0-1"
 	v4 = "1.3.0-1"
 	v5 = "1.4.0-1"
+	v6 = "1.5.0-1"
 )
 
 // TestFleet is the product's end-to-end proof: publish, promote and roll
@@ -38,6 +40,8 @@ func TestFleet(t *testing.T) {
 	out := io.Writer(os.Stdout)
 	tl := newTimeline(out)
 	f := newFleet(t, ctx, 4, tl)
+	lv := startLiveView(t, f)
+	fmt.Fprintf(out, "\n== the live view of the fleet: %s\n   (pkgbuild fleet serve; open it in a browser to watch the run)\n", lv.url)
 	i1, i2, i3, i4 := f.slots[0], f.slots[1], f.slots[2], f.slots[3]
 	first3 := []string{i1.name, i2.name, i3.name}
 	var rep report
@@ -72,6 +76,7 @@ func TestFleet(t *testing.T) {
 		}
 	}
 	rep.instances = 3
+	lv.check(t, f, "step 1", first3)
 	f.load = startLoad(f.lb.Frontend, 50*time.Millisecond, 60000, tl)
 	defer f.load.close()
 	tl.add("load: 20 requests/s through haproxy %s from now on", f.lb.Frontend)
@@ -90,6 +95,7 @@ func TestFleet(t *testing.T) {
 	}
 	rep.add(f, obs, v2, promoted, rowOpts{note: "the fleet's first rollout"})
 	requestsOK("step 2", before)
+	lv.check(t, f, "step 2", first3)
 
 	// --- 3: v3 fails its health check on the first host, which rolls back
 	// and halts the rollout.
@@ -129,6 +135,7 @@ func TestFleet(t *testing.T) {
 	}
 	rep.add(f, obs, v3, promoted, rowOpts{note: "health check failed: rolled back, marked broken, halted"})
 	requestsOK("step 3", before)
+	lv.check(t, f, "step 3", first3)
 
 	// --- 4: a fourth instance boots while v4 rolls out.
 	step(4, "publish and promote "+v4+"; a 4th instance boots during the rollout",
@@ -155,6 +162,7 @@ func TestFleet(t *testing.T) {
 	rep.add(f, obs, v4, promoted, rowOpts{bootstrapped: map[string]bool{i4.name: true},
 		note: i4.name + " booted during it and bootstrapped (no lock, no traffic yet)"})
 	requestsOK("step 4", before)
+	lv.check(t, f, "step 4", all4)
 
 	// --- 5: the instance holding the lock is killed; its lease expires and
 	// the rollout completes on the others.
@@ -217,12 +225,57 @@ func TestFleet(t *testing.T) {
 	if !strings.Contains(lineOf(st, victim), "(gone)") {
 		t.Errorf("status --fleet does not show the killed %s as gone:\n%s", victim, st)
 	}
+	lv.check(t, f, "steps 5 and 6", rest)
+
+	// --- 7: an operator pauses a rollout in its middle, then resumes it.
+	step(7, "publish and promote "+v6+"; `pkgbuild fleet pause` once the first host started it, `resume` two schedule periods later",
+		"The host in the middle of its deploy finishes it; no other host starts one while the pause holds; resume lets the rollout finish.")
+	before = failedBefore()
+	obs.watch(v6)
+	f.publish(f.hello(v6, 200))
+	promoted = f.promote(announceAt(f.slotOf(rest[0])), app+"="+v6)
+	pauseMidRollout(t, f, v6, rest)
+	rep.add(f, obs, v6, promoted, rowOpts{note: "paused after its first host for two schedule periods, then resumed"})
+	requestsOK("step 7", before)
+	lv.check(t, f, "step 7", rest)
+
+	// --- 8: the one-command rollback of the completed release.
+	step(8, "pkgbuild rollback: take "+v6+" out of production",
+		"A signed index change: every host steps down to "+v5+" one slot at a time, drained, health-checked, restored.")
+	before = failedBefore()
+	obs.watch("rollback to " + v5)
+	rolledBack := f.rollback(announceAt(f.slotOf(rest[0])))
+	if err := f.waitVersion(v5, rest, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	rep.addSince(f, obs, v5, rolledBack, rowOpts{watched: "rollback to " + v5, note: "pkgbuild rollback of " + v6 + ": every host back, one at a time"})
+	requestsOK("step 8", before)
+	lv.check(t, f, "step 8", rest)
+
+	// --- 9: the history an operator reads.
+	step(9, "pkgbuild fleet history",
+		"Every rollout of the run, with how it ended and who started it.")
+	checkHistory(t, f, out, [][3]string{
+		{v2, "done", ciActor}, {v3, "halted", ciActor}, {v4, "done", ciActor},
+		{v5, "superseded", ciActor}, {v6, "rolled back by " + operator, ciActor}, {v5, "done", operator + " (rollback)"},
+	})
+	for _, says := range [][]string{{"promoted", v6}, {"paused by", operator}, {"resumed by", operator}, {"rolled back to", v5}, {"halted", v3}} {
+		if !slackSays(f, says...) {
+			t.Errorf("no Slack message says %q; got %q", says, f.sns.slackTexts())
+		}
+	}
 
 	f.load.close()
 	rep.sent, rep.failed = f.load.counts()
 	rep.slack = len(f.sns.slackTexts())
 	fmt.Fprintln(out)
 	rep.print(out)
+	fmt.Fprintln(out)
+	var steps []stepRow
+	for _, r := range rep.rollouts {
+		steps = append(steps, r.steps)
+	}
+	printSteps(out, f, rest[0], steps)
 	for _, r := range rep.rollouts {
 		if r.peakEvents > r.cap || r.peakSampled > r.cap {
 			t.Errorf("rollout %s: %d deployers at once (events), %d slot holders (sampled), cap %d", r.Version, r.peakEvents, r.peakSampled, r.cap)
@@ -359,6 +412,7 @@ type rolloutRow struct {
 	wall, ideal  time.Duration
 	toFirstStart time.Duration
 	note         string
+	steps        stepRow
 }
 
 // rowOpts say what was special about a rollout.
@@ -366,20 +420,33 @@ type rowOpts struct {
 	cut          map[string]time.Time // hosts killed mid-deploy, and when
 	bootstrapped map[string]bool      // hosts that booted during it
 	note         string
+	watched      string // the observer's label for the rollout, when not its version
 }
 
 // add records a finished rollout.
 func (r *report) add(f *fleet, o *observer, version string, promoted time.Time, opts rowOpts) {
-	fig := figures(version, f.sns.deploys(version), opts.cut, opts.bootstrapped)
+	r.addSince(f, o, version, time.Time{}, opts)
+	if row := &r.rollouts[len(r.rollouts)-1]; !row.First.IsZero() {
+		row.toFirstStart = row.First.Sub(promoted)
+	}
+}
+
+// addSince records a finished rollout from the events since start (a
+// version's second rollout, after a rollback).
+func (r *report) addSince(f *fleet, o *observer, version string, start time.Time, opts rowOpts) {
+	evs := since(f.sns.deploys(version), start)
+	promoted := start
+	fig := figures(version, evs, opts.cut, opts.bootstrapped)
 	ro, _ := f.state.Rollout(f.ctx, app, env, version)
-	row := rolloutRow{rolloutFigures: fig, cap: ro.Cap, peakEvents: fig.PeakDeployer, peakSampled: o.peakHolders(version), note: opts.note}
+	row := rolloutRow{rolloutFigures: fig, cap: ro.Cap, peakEvents: fig.PeakDeployer, peakSampled: o.peakHolders(cmp.Or(opts.watched, version)), note: opts.note,
+		steps: stepBreakdown(version, evs)}
 	if !fig.First.IsZero() && !fig.Last.IsZero() {
 		row.wall = fig.Last.Sub(fig.First)
 	}
 	if fig.Succeeded > 0 {
 		row.ideal = time.Duration(math.Ceil(1/r.fraction)) * fig.PerHost
 	}
-	if !fig.First.IsZero() {
+	if !fig.First.IsZero() && !promoted.IsZero() {
 		row.toFirstStart = fig.First.Sub(promoted)
 	}
 	r.rollouts = append(r.rollouts, row)

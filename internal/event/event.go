@@ -130,11 +130,13 @@ func (s Steps) Of(step string) float64 {
 	return 0
 }
 
-// String is "drain 3.0s, install 1.2s, ...", the steps that ran.
+// String is "drain 3.0s, install 1.2s, ...": the steps that took 0.05 s or
+// more (a step with nothing to do, such as validate without a hook, is left
+// out).
 func (s Steps) String() string {
 	var b []byte
 	for _, n := range StepNames {
-		if v := s.Of(n); v > 0 {
+		if v := s.Of(n); v >= 0.05 {
 			if len(b) > 0 {
 				b = append(b, ", "...)
 			}
