@@ -208,7 +208,8 @@ demo-fleet: deps tools testroot ## (root) the end-to-end fleet run, narrated: th
 	@echo "== aptfleet demo: a fleet of 3, then 4, Debian instances (systemd-nspawn) that install themselves"
 	@echo "   from user-data and pull hello from a signed apt repository on an S3 server (versitygw, TLS),"
 	@echo "   behind haproxy under steady load, rolling one host at a time under a Redis lock sized by Serf."
-	@echo "   Takes about 5 minutes once the tools are built."
+	@echo "   Takes about 6 minutes once the tools are built. It prints the URL of the live view of the fleet"
+	@echo "   (pkgbuild fleet serve) as it starts: open it in a browser to watch the run."
 	APTFLEET_NO_SKIP=1 $(GO) test -count=1 -tags e2e -v -run '^TestFleet$$' -timeout 45m ./internal/e2e/
 
 .PHONY: demo-local

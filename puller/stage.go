@@ -240,7 +240,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 		v = p.last()
 	}
 	every := min(max(c.Bake/20, 200*time.Millisecond), 5*time.Second, max(a.cfg.LockPoll, 200*time.Millisecond))
-	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host,
+	a.record(ctx, ar, "host", a.recordHost(ctx, ar,
 		HostRecord{Version: target, State: StateBaking, Reason: "waiting for the other canaries"}))
 	for v.Canary && v.Stage == CanaryRunning && v.Ready < v.Want {
 		if err := a.sleep(ctx, every); err != nil {
@@ -267,7 +267,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 	until := start.Add(c.Bake)
 	if v.Stage == CanaryRunning && v.Canary {
 		sample()
-		a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host,
+		a.record(ctx, ar, "host", a.recordHost(ctx, ar,
 			HostRecord{Version: target, State: StateBaking, Reason: "bake until " + until.UTC().Format(time.RFC3339)}))
 	}
 	extended := false
@@ -320,7 +320,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 	// operator promotes or aborts; alarms still fail it.
 	if v.Stage == CanaryAwaiting {
 		a.metrics.setCanary(app, env, "awaiting_promotion")
-		a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host,
+		a.record(ctx, ar, "host", a.recordHost(ctx, ar,
 			HostRecord{Version: target, State: StateAwaiting, Reason: "pkgbuild fleet promote-canary " + app + "/" + env + " " + target}))
 		wake := a.deps.Canaries.Wake(ctx, app, env)
 		for v.Stage == CanaryAwaiting {
@@ -349,7 +349,7 @@ func (a *Agent) bake(ctx context.Context, ar *appRun, p *canaryPlace, current, t
 		return a.rollBackCanary(ctx, ar, current, target, failure{step: StepCanary, fault: FaultRelease,
 			err: fmt.Errorf("the canary stage %s: %s", stage, verdict)})
 	}
-	a.record(ctx, ar, "host", a.deps.State.RecordHost(ctx, app, env, a.host, HostRecord{Version: target, State: StateOK}))
+	a.record(ctx, ar, "host", a.recordHost(ctx, ar, HostRecord{Version: target, State: StateOK}))
 	return nil
 }
 
