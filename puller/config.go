@@ -73,6 +73,11 @@ type Config struct {
 	// load balancer's API) waits before it tries again; it doubles with each
 	// failure in a row, up to 16 times. Default 10m; at least 1s.
 	RetryAfter time.Duration `yaml:"retry_after"`
+	// ForgetAfter: host records not rewritten for this long are dropped by
+	// the next reader of the app/env's hosts (`puller status`, `pkgbuild
+	// fleet`); a live host rewrites its record at every tick. Default 24h;
+	// at least 1m.
+	ForgetAfter time.Duration `yaml:"forget_after"`
 }
 
 // App is one application deployed on this host.
@@ -318,6 +323,7 @@ func DefaultConfig() Config {
 		CloudWatch:  CloudWatch{Poll: 30 * time.Second},
 		BrokenAfter: 1,
 		RetryAfter:  10 * time.Minute,
+		ForgetAfter: 24 * time.Hour,
 	}
 }
 
@@ -452,6 +458,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryAfter < time.Second {
 		return bad("retry_after: %s is shorter than 1s", c.RetryAfter)
+	}
+	if c.ForgetAfter < time.Minute {
+		return bad("forget_after: %s is shorter than 1m", c.ForgetAfter)
 	}
 	switch c.LogFormat {
 	case "text", "json":

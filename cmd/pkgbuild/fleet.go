@@ -105,7 +105,7 @@ func (f *fleetFlags) connect(ctx context.Context) (*redisstate.Store, func(), er
 		rdb.Close()
 		return nil, nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
 	}
-	return redisstate.New(rdb, redisstate.Options{Prefix: f.prefix}), func() { rdb.Close() }, nil
+	return redisstate.New(rdb, redisstate.Options{Prefix: f.prefix, ForgetAfter: puller.DefaultConfig().ForgetAfter}), func() { rdb.Close() }, nil
 }
 
 // redactURL drops a password from a Redis URL for messages.

@@ -202,7 +202,7 @@ func setup(ctx context.Context, opts *options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	state := redisstate.New(rdb, redisstate.Options{Prefix: cfg.Redis.Prefix})
+	state := redisstate.New(rdb, redisstate.Options{Prefix: cfg.Redis.Prefix, ForgetAfter: cfg.ForgetAfter})
 	return &env{cfg: cfg, host: host, log: log, rdb: rdb, state: state}, nil
 }
 

@@ -65,6 +65,9 @@ func Text(w io.Writer, envs []Env, now time.Time) {
 			}
 			tw.Flush()
 		}
+		if e.Forgotten > 0 {
+			fmt.Fprintf(w, "  forgot %d host record(s) not rewritten for forget_after\n", e.Forgotten)
+		}
 		if e.Warning != "" {
 			fmt.Fprintf(w, "  WARNING: %s\n", Clean(e.Warning))
 		}

@@ -101,9 +101,12 @@ type Env struct {
 	Broken   []Broken          `json:"broken,omitempty"`
 	Pause    *redisstate.Pause `json:"pause,omitempty"`
 	Hosts    []Host            `json:"hosts"`
-	Versions []VersionCount    `json:"versions"` // live hosts per version, most first
-	Warning  string            `json:"warning,omitempty"`
-	History  []Entry           `json:"history,omitempty"`
+	// Forgotten is how many host records this read dropped: not rewritten
+	// for forget_after.
+	Forgotten int            `json:"forgotten,omitempty"`
+	Versions  []VersionCount `json:"versions"` // live hosts per version, most first
+	Warning   string         `json:"warning,omitempty"`
+	History   []Entry        `json:"history,omitempty"`
 }
 
 // Entry is one history entry.
@@ -159,6 +162,7 @@ func build(raw redisstate.Raw, now time.Time, opts Options) Env {
 		errs = append(errs, err.Error())
 	}
 	e.Err = strings.Join(errs, "; ")
+	e.Forgotten = raw.Forgotten
 
 	versions := map[string]int{}
 	for name, rec := range raw.Hosts {

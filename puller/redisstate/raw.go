@@ -2,12 +2,15 @@ package redisstate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/aptfleet/aptfleet/puller"
 )
 
 // Raw is every record of one app/env as Redis holds it, unparsed, for views
@@ -21,6 +24,48 @@ type Raw struct {
 	// Errs are the keys Redis refused to read (a key of the wrong type):
 	// they spoil this app/env only.
 	Errs []error
+	// Forgotten is how many host records this read dropped, not rewritten
+	// for Options.ForgetAfter.
+	Forgotten int
+}
+
+// forgetScript removes the host records given (field, value pairs) whose
+// value is still the one read, so a record rewritten meanwhile stays; it
+// returns how many it removed.
+var forgetStale = redis.NewScript(`
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i+1] then
+    n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n`)
+
+// forget drops, from hosts and from Redis, the records older than
+// ForgetAfter (an unparsable record is kept: views show it as bad).
+func (s *Store) forget(ctx context.Context, key string, hosts map[string]string) (int, error) {
+	if s.forgetAfter <= 0 {
+		return 0, nil
+	}
+	cutoff := s.now().Add(-s.forgetAfter)
+	var args []any
+	for h, raw := range hosts {
+		var r puller.HostRecord
+		if json.Unmarshal([]byte(raw), &r) == nil && !r.At.IsZero() && r.At.Before(cutoff) {
+			args = append(args, h, raw)
+		}
+	}
+	if len(args) == 0 {
+		return 0, nil
+	}
+	n, err := forgetStale.Run(ctx, s.rdb, []string{key}, args...).Int()
+	if err != nil {
+		return 0, fmt.Errorf("forget hosts not seen for %s in %s: %w", s.forgetAfter, key, err)
+	}
+	for i := 0; i < len(args); i += 2 {
+		delete(hosts, args[i].(string))
+	}
+	return n, nil
 }
 
 // ReadRaw reads app/env's records. A key Redis refuses (WRONGTYPE) lands in
@@ -44,6 +89,10 @@ func (s *Store) ReadRaw(ctx context.Context, app, env string) (Raw, error) {
 		return r, fmt.Errorf("read %s/%s: %w", app, env, err)
 	}
 	r.Hosts = hosts.Val()
+	var err error
+	if r.Forgotten, err = s.forget(ctx, s.key(app, env, "hosts"), r.Hosts); err != nil {
+		return r, fmt.Errorf("read %s/%s: %w", app, env, err)
+	}
 	if err := keep(broken.Args()[1].(string), broken.Err()); err != nil {
 		return r, fmt.Errorf("read %s/%s: %w", app, env, err)
 	}

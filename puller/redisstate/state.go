@@ -38,13 +38,17 @@ type Options struct {
 	Prefix string
 	// Now is the clock used for "at" fields. Default time.Now.
 	Now func() time.Time
+	// ForgetAfter: ReadRaw drops host records whose "at" is older than this
+	// (puller.Config.ForgetAfter). Default 0: records are kept.
+	ForgetAfter time.Duration
 }
 
 // Store reads and writes the state.
 type Store struct {
-	rdb    redis.UniversalClient
-	prefix string
-	now    func() time.Time
+	rdb         redis.UniversalClient
+	prefix      string
+	now         func() time.Time
+	forgetAfter time.Duration
 }
 
 // New returns a Store on rdb.
@@ -55,7 +59,7 @@ func New(rdb redis.UniversalClient, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now}
+	return &Store{rdb: rdb, prefix: opts.Prefix, now: opts.Now, forgetAfter: opts.ForgetAfter}
 }
 
 func (s *Store) key(app, env, what string) string {

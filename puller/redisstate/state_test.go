@@ -275,3 +275,30 @@ func TestRestoreBroken(t *testing.T) {
 	}
 	must(t, s.RestoreBroken(ctx, "hello", "staging", nil))
 }
+
+// The next reader drops host records not rewritten for ForgetAfter and says
+// how many; fresh records and records that do not parse stay.
+func TestReadRawForgetsOldHosts(t *testing.T) {
+	clock := time.Date(2026, 12, 8, 2, 0, 0, 0, time.UTC)
+	s, rdb := newStore(t, func() time.Time { return clock })
+	s.forgetAfter = 24 * time.Hour
+	ctx := context.Background()
+	must(t, s.SetHost(ctx, "hello", "prod", "i-old", "1.0", puller.StateOK))
+	clock = clock.Add(23 * time.Hour)
+	must(t, s.SetHost(ctx, "hello", "prod", "i-new", "1.0", puller.StateOK))
+	must(t, rdb.HSet(ctx, "t:hello:prod:hosts", "i-junk", "not json").Err())
+	clock = clock.Add(2 * time.Hour) // i-old is 25h old, i-new 2h
+	raw, err := s.ReadRaw(ctx, "hello", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Forgotten != 1 || len(raw.Hosts) != 2 || raw.Hosts["i-old"] != "" {
+		t.Errorf("forgotten %d, hosts %v; want i-old forgotten, i-new and i-junk kept", raw.Forgotten, raw.Hosts)
+	}
+	if n, _ := rdb.HLen(ctx, "t:hello:prod:hosts").Result(); n != 2 {
+		t.Errorf("%d records left in Redis, want 2", n)
+	}
+	if raw, _ := s.ReadRaw(ctx, "hello", "prod"); raw.Forgotten != 0 {
+		t.Errorf("a second read forgot %d more", raw.Forgotten)
+	}
+}
