@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -374,9 +376,58 @@ func TestInstallRestartHealth(t *testing.T) {
 		}
 		installed("1.0-1")
 	})
+
+	// The unit's sandbox (packaging/puller/puller.service) must leave apt-get,
+	// dpkg, the maintainer scripts and the app's restart working: a drop-in
+	// swaps only the command, so they run under the unit's own settings.
+	t.Run("apt, dpkg and a restart inside the puller's unit", func(t *testing.T) {
+		if _, err := inst.Run(ctx, "systemctl", "cat", "puller.service"); err != nil {
+			testenv.Skip(t, "the puller's package is not installed (see the subtest above)")
+		}
+		out, err := inst.Run(ctx, "systemd-analyze", "security", "--no-pager", "puller.service")
+		m := exposureRE.FindStringSubmatch(out)
+		if err != nil || m == nil {
+			t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+		}
+		exposure, _ := strconv.ParseFloat(m[1], 64)
+		t.Logf("systemd-analyze security puller.service: overall exposure %s", m[1])
+		if exposure > maxExposure {
+			t.Errorf("puller.service's exposure is %.1f, want at most %.1f:\n%s", exposure, maxExposure, out)
+		}
+		dropIn := "[Unit]\nConditionPathExists=\n[Service]\nType=oneshot\nRestart=no\nExecStart=\n" +
+			"ExecStart=/bin/sh -ec 'apt-get -q -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/aptfleet.sources -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0 update; " +
+			"DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=60 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install -y --allow-downgrades hello=2.0-1; " +
+			"dpkg-query -W hello; systemctl restart hello.target; echo sandboxed-run-done'\n"
+		if err := inst.WriteFile(ctx, "/etc/systemd/system/puller.service.d/zz-sandbox-test.conf", []byte(dropIn), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			inst.Shell(ctx, "rm -f /etc/systemd/system/puller.service.d/zz-sandbox-test.conf && systemctl daemon-reload")
+		}()
+		if out, err := inst.Shell(ctx, "systemctl daemon-reload && systemctl start puller.service"); err != nil {
+			journal, _ := inst.Run(ctx, "journalctl", "--no-pager", "-o", "cat", "-u", "puller.service", "-n", "40")
+			t.Fatalf("apt-get inside puller.service: %v %s\n%s", err, out, journal)
+		}
+		journal, _ := inst.Run(ctx, "journalctl", "--no-pager", "-o", "cat", "-u", "puller.service", "-n", "40")
+		if !strings.Contains(journal, "sandboxed-run-done") {
+			t.Fatalf("the sandboxed run did not finish:\n%s", journal)
+		}
+		installed("2.0-1")
+		if err := checker.Check(ctx); err != nil {
+			t.Fatalf("health after the restart inside puller.service: %v", err)
+		}
+		serves("hello 2.0-1 greeting=local")
+	})
 }
 
 // repoRoot is the module root (this package is puller/systemtest).
+// exposureRE reads systemd-analyze security's overall score.
+var exposureRE = regexp.MustCompile(`Overall exposure level for puller\.service: ([0-9.]+)`)
+
+// maxExposure is the most systemd-analyze security may score the puller's
+// unit (0 safest, 10 unsandboxed; 9.6 before the sandboxing lines).
+const maxExposure = 4.0
+
 func repoRoot(t *testing.T) string {
 	abs, err := filepath.Abs("../..")
 	if err != nil {
