@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/aptfleet/aptfleet/internal/event"
 	"github.com/aptfleet/aptfleet/puller/gossip"
+	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
 func newRunCmd(opts *options) *cobra.Command {
@@ -62,9 +65,38 @@ func newRunCmd(opts *options) *cobra.Command {
 				defer srv.Close()
 			}
 			go forwardDeploys(ctx, member.Deploys(), a.Notify)
+			go forgetLeavers(ctx, member.Leaves(), e.state, e.log)
 			a.Tick() // check once at start
 			return a.Run(ctx)
 		},
+	}
+}
+
+// forgetLeavers removes the host record of every member that leaves the
+// Serf cluster gracefully (an instance terminated or stopped), for each app
+// it was tagged with, recording a forgotten event in the history. Every live
+// member sees the leave; the first removal wins and the others find nothing.
+func forgetLeavers(ctx context.Context, leaves <-chan gossip.Left, st *redisstate.Store, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case l, ok := <-leaves:
+			if !ok {
+				return
+			}
+			for _, app := range l.Apps {
+				ev := event.New(event.Forgotten, app, l.Env, "", l.Node, time.Now())
+				ev.Actor, ev.Reason = "serf", "left the Serf cluster"
+				err := st.Forget(ctx, app, l.Env, l.Node, ev)
+				switch {
+				case err == nil:
+					log.Info("host left the cluster; its record is removed", "host", l.Node, "app", app, "env", l.Env)
+				case !errors.Is(err, redisstate.ErrNoHost):
+					log.Warn("remove the record of a host that left", "host", l.Node, "app", app, "err", err)
+				}
+			}
+		}
 	}
 }
 

@@ -117,6 +117,7 @@ type Member struct {
 	serf    *serf.Serf
 	log     *slog.Logger
 	deploys chan Deploy
+	leaves  chan Left
 
 	mu   sync.Mutex
 	tags map[string]string
@@ -146,7 +147,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Member, error
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start member %s on %s:%d: %w", cfg.NodeName, cfg.BindAddr, cfg.BindPort, err)
 	}
-	m := &Member{serf: s, log: logger, deploys: make(chan Deploy, 64), tags: maps.Clone(sc.Tags), stop: make(chan struct{})}
+	m := &Member{serf: s, log: logger, deploys: make(chan Deploy, 64), leaves: make(chan Left, 64), tags: maps.Clone(sc.Tags), stop: make(chan struct{})}
 	m.wg.Add(1)
 	go m.handle(events)
 	if len(cfg.Join) > 0 {
@@ -270,6 +271,20 @@ func (m *Member) handle(events <-chan serf.Event) {
 			return
 		case ev = <-events:
 		}
+		if me, ok := ev.(serf.MemberEvent); ok && me.Type == serf.EventMemberLeave {
+			for _, mem := range me.Members {
+				l := Left{Node: mem.Name, Env: mem.Tags[TagEnv]}
+				if apps := mem.Tags[TagApps]; apps != "" {
+					l.Apps = strings.Split(apps, ",")
+				}
+				select {
+				case m.leaves <- l:
+				default:
+					m.log.Warn("gossip: leave events pile up; dropping", "node", l.Node)
+				}
+			}
+			continue
+		}
 		ue, ok := ev.(serf.UserEvent)
 		if !ok || ue.Name != EventDeploy {
 			continue
@@ -299,6 +314,17 @@ func ParsePayload(p string) (app, env string, err error) {
 	}
 	return app, env, nil
 }
+
+// Left is a member that left the cluster gracefully (not one that failed),
+// with the apps and env it was tagged with.
+type Left struct {
+	Node string
+	Apps []string
+	Env  string
+}
+
+// Leaves delivers the members that leave the cluster gracefully.
+func (m *Member) Leaves() <-chan Left { return m.leaves }
 
 // Deploys delivers the "deploy" events this member receives.
 func (m *Member) Deploys() <-chan Deploy { return m.deploys }
