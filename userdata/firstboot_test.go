@@ -34,7 +34,9 @@ import (
 // Debian's mirror, trusts the test CA, reads the Redis AUTH token from the
 // SSM stand-in, installs the puller from a signed repository on versitygw
 // (TLS, virtual-host bucket, real SigV4) through apt-transport-s3, and
-// `puller bootstrap` installs hello. It ends with hello answering /healthz
+// `puller bootstrap` installs hello. The repository's keyring package (built by
+// `pkgbuild keyring build`) is installed and its file trusted from then on.
+// It ends with hello answering /healthz
 // and the puller running and recorded in Redis.
 func TestFirstBoot(t *testing.T) {
 	testenv.NeedRoot(t)
@@ -59,14 +61,17 @@ func TestFirstBoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := s3.NewFromClient(s3srv.Client(), s3.Config{Bucket: s3srv.Bucket, Prefix: "apt"})
-	r := &repo.Repo{Store: store, Signer: signer}
-	if _, err := r.Publish(ctx, "production", "main", []string{helloDeb, pullerDeb}); err != nil {
-		t.Fatalf("publish: %v", err)
-	}
 	var keyring bytes.Buffer
 	if err := signer.WritePublicKey(&keyring, false); err != nil {
 		t.Fatal(err)
+	}
+	// The keyring package, built by `pkgbuild keyring build` as a
+	// repository's owner would: first boot installs it and trusts its file.
+	keyringDeb := buildKeyringPackage(t, work, keyring.Bytes())
+	store := s3.NewFromClient(s3srv.Client(), s3.Config{Bucket: s3srv.Bucket, Prefix: "apt"})
+	r := &repo.Repo{Store: store, Signer: signer}
+	if _, err := r.Publish(ctx, "production", "main", []string{helloDeb, pullerDeb, keyringDeb}); err != nil {
+		t.Fatalf("publish: %v", err)
 	}
 	ca, err := os.ReadFile(s3srv.CAFile)
 	if err != nil {
@@ -90,6 +95,7 @@ func TestFirstBoot(t *testing.T) {
 	cfg.Env = "production"
 	cfg.Repo = "s3://" + s3srv.Bucket + "/apt"
 	cfg.Keyring = keyring.Bytes()
+	cfg.KeyringPackage = keyringPackage
 	cfg.Region = s3srv.Region
 	cfg.S3Endpoint = "s3.test:" + s3Port
 	cfg.CABundle = string(ca)
@@ -144,7 +150,10 @@ func TestFirstBoot(t *testing.T) {
 		{"puller enabled", "systemctl is-enabled puller.service"},
 		{"hello installed at the published version", "test \"$(dpkg-query -W -f='${Version}' hello)\" = 1.2.0-1"},
 		{"apt-transport-s3 from Debian", "dpkg-query -W apt-transport-s3"},
-		{"source uses Signed-By", "grep -qx 'Signed-By: /etc/apt/keyrings/aptfleet.gpg' /etc/apt/sources.list.d/aptfleet.sources"},
+		{"keyring package installed", "dpkg-query -W " + keyringPackage},
+		{"source uses Signed-By with the keyring package's file", "grep -qx 'Signed-By: /usr/share/keyrings/" + keyringPackage + ".gpg' /etc/apt/sources.list.d/aptfleet.sources"},
+		{"apt reads the repository with the keyring package's file", "apt-get update -o Dir::Etc::sourceparts=- -o Dir::Etc::sourcelist=/etc/apt/sources.list.d/aptfleet.sources"},
+		{"the puller upgrades the keyring package", "grep -q 'name: " + keyringPackage + ",.*no_units: true' /etc/aptfleet/puller.yaml"},
 		{"redis token from SSM", "test \"$(cat /etc/aptfleet/redis-password)\" = " + token},
 		{"serf key from SSM", "test \"$(cat /etc/aptfleet/serf.key)\" = " + serfKey},
 		{"apt read the repository through the s3 method", "ls /var/lib/apt/lists/ | grep -q '^fleetrepo_apt_dists_production_InRelease$'"},
@@ -188,6 +197,31 @@ func TestFirstBoot(t *testing.T) {
 	if calls, errs := ssm.Calls(), ssm.Rejections(); len(calls) != 2 || len(errs) != 0 {
 		t.Errorf("SSM stand-in: served %q, rejected %q", calls, errs)
 	}
+}
+
+// keyringPackage is the keyring package TestFirstBoot publishes.
+const keyringPackage = "aptfleet-archive-keyring"
+
+// buildKeyringPackage builds the keyring package holding the public keyring
+// with this tree's `pkgbuild keyring build`.
+func buildKeyringPackage(t *testing.T, work string, public []byte) string {
+	t.Helper()
+	bin := filepath.Join(work, "pkgbuild")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/pkgbuild")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/pkgbuild: %v\n%s", err, out)
+	}
+	pub := filepath.Join(work, "repo.gpg")
+	if err := os.WriteFile(pub, public, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "keyring", "build", "--public", pub, "--name", keyringPackage, "--version", "1",
+		"--maintainer", "aptfleet test <repo@example.invalid>", "--out", work).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkgbuild keyring build: %v\n%s", err, out)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // buildPackage compiles pkgDir's main package to binPath (relative to the
