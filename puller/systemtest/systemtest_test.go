@@ -126,7 +126,11 @@ environment:
 }
 
 // buildSleeper packages "sleeper", whose preinst holds dpkg's lock for 4 s.
-func (f *fixture) buildSleeper() string {
+func (f *fixture) buildSleeper() string { return f.buildSleeperFor(4) }
+
+// buildSleeperFor packages "sleeper", whose preinst holds dpkg's lock for
+// seconds.
+func (f *fixture) buildSleeperFor(seconds int) string {
 	t := f.t
 	dir := t.TempDir()
 	spec := `name: sleeper
@@ -136,7 +140,7 @@ description: holds the dpkg lock for a while
 hooks:
   preinst: preinst
 `
-	hook := "#!/bin/sh\nexec sh -c 'sleep 4' sleeper-holds-the-dpkg-lock\n"
+	hook := fmt.Sprintf("#!/bin/sh\nexec sh -c 'sleep %d' sleeper-holds-the-dpkg-lock\n", seconds)
 	if err := os.WriteFile(filepath.Join(dir, "preinst"), []byte(hook), 0o755); err != nil {
 		t.Fatal(err)
 	}
