@@ -210,6 +210,42 @@ type testbed struct {
 	validate string
 }
 
+// rolloutThenFailure starts agents on i-1, i-2 and i-3 (all on 1.0-1),
+// rolls them to 1.1-1, then has i-1 take 1.2-1, which fails its health
+// check: i-1 rolls back and brands it. It returns the agents and once, which
+// runs one cycle of an agent.
+func (tb *testbed) rolloutThenFailure(t *testing.T) ([]*puller.Agent, func(*puller.Agent) error) {
+	t.Helper()
+	ctx := context.Background()
+	tb.members.n.Store(3)
+	hosts := []string{"i-1", "i-2", "i-3"}
+	var agents []*puller.Agent
+	for _, h := range hosts {
+		tb.fleet.installed[h] = "1.0-1"
+		agents = append(agents, tb.agent(h, nil))
+	}
+	once := func(a *puller.Agent) error {
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		return a.Once(ctx)
+	}
+	tb.index.publish("1.0-1")
+	tb.index.publish("1.1-1")
+	for _, a := range agents {
+		if err := once(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.fleet.mu.Lock()
+	tb.fleet.bad["1.2-1"] = true
+	tb.fleet.mu.Unlock()
+	tb.index.publish("1.2-1")
+	if err := once(agents[0]); !errors.Is(err, puller.ErrDeployFailed) {
+		t.Fatalf("deploy of a failing release: %v, want ErrDeployFailed", err)
+	}
+	return agents, once
+}
+
 func newTestbed(t *testing.T) *testbed {
 	t.Helper()
 	srv := testenv.StartRedis(t, testenv.RedisOptions{})

@@ -2,7 +2,6 @@ package puller_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/aptfleet/aptfleet/internal/docref"
 	"github.com/aptfleet/aptfleet/internal/event"
-	"github.com/aptfleet/aptfleet/puller"
 	"github.com/aptfleet/aptfleet/puller/redisstate"
 )
 
@@ -110,33 +108,8 @@ func TestRedisKeysDocumented(t *testing.T) {
 	tb := newTestbed(t)
 	rec := &keyRecorder{keys: map[string]string{}}
 	tb.rdb.AddHook(rec)
-	tb.members.n.Store(3)
 	ctx := context.Background()
-	hosts := []string{"i-1", "i-2", "i-3"}
-	var agents []*puller.Agent
-	for _, h := range hosts {
-		tb.fleet.installed[h] = "1.0-1"
-		agents = append(agents, tb.agent(h, nil))
-	}
-	once := func(a *puller.Agent) error {
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		return a.Once(ctx)
-	}
-	tb.index.publish("1.0-1")
-	tb.index.publish("1.1-1")
-	for _, a := range agents {
-		if err := once(a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tb.fleet.mu.Lock()
-	tb.fleet.bad["1.2-1"] = true
-	tb.fleet.mu.Unlock()
-	tb.index.publish("1.2-1")
-	if err := once(agents[0]); !errors.Is(err, puller.ErrDeployFailed) {
-		t.Fatalf("deploy of a failing release: %v, want ErrDeployFailed", err)
-	}
+	agents, once := tb.rolloutThenFailure(t)
 	for _, a := range agents[1:] {
 		if err := once(a); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package puller_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -64,34 +63,10 @@ func TestRedisRoles(t *testing.T) {
 	}
 	operator := redisstate.New(user("operator"), redisstate.Options{})
 
-	tb.members.n.Store(3)
+	// A rollout, then a release that fails its health check: rolled back
+	// and branded.
+	agents, once := tb.rolloutThenFailure(t)
 	hosts := []string{"i-1", "i-2", "i-3"}
-	var agents []*puller.Agent
-	for _, h := range hosts {
-		tb.fleet.installed[h] = "1.0-1"
-		agents = append(agents, tb.agent(h, nil))
-	}
-	once := func(a *puller.Agent) error {
-		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		defer cancel()
-		return a.Once(ctx)
-	}
-	// A rollout.
-	tb.index.publish("1.0-1")
-	tb.index.publish("1.1-1")
-	for _, a := range agents {
-		if err := once(a); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// A release that fails its health check: rolled back and branded.
-	tb.fleet.mu.Lock()
-	tb.fleet.bad["1.2-1"] = true
-	tb.fleet.mu.Unlock()
-	tb.index.publish("1.2-1")
-	if err := once(agents[0]); !errors.Is(err, puller.ErrDeployFailed) {
-		t.Fatalf("deploy of a failing release: %v, want ErrDeployFailed", err)
-	}
 	if b, err := tb.state.IsBroken(ctx, "hello", "staging", "1.2-1"); err != nil || b == nil {
 		t.Fatalf("1.2-1 not branded: %v %v", b, err)
 	}
