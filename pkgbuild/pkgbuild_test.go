@@ -238,23 +238,32 @@ func TestSpecErrors(t *testing.T) {
 			if tt.procfile != "" {
 				os.WriteFile(filepath.Join(dir, "Procfile"), []byte(tt.procfile), 0o644)
 			}
-			f, _ := os.Open(spec)
-			defer f.Close()
-			_, err := pkgbuild.Parse(f, spec)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			want := strings.NewReplacer("SPEC", spec, "DIR", dir).Replace(tt.want)
-			if err.Error() != want {
-				t.Errorf("error\n  %s\nwant\n  %s", err, want)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Error("error spans more than one line")
-			}
-			if !errors.Is(err, pkgbuild.ErrInvalid) {
-				t.Error("error does not match pkgbuild.ErrInvalid")
-			}
+			wantParseError(t, spec, strings.NewReplacer("SPEC", spec, "DIR", dir).Replace(tt.want))
 		})
+	}
+}
+
+// wantParseError parses the spec file and checks it is refused with exactly
+// want, on one line, as pkgbuild.ErrInvalid.
+func wantParseError(t *testing.T, spec, want string) {
+	t.Helper()
+	f, err := os.Open(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = pkgbuild.Parse(f, spec)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if err.Error() != want {
+		t.Errorf("error\n  %s\nwant\n  %s", err, want)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Error("error spans more than one line")
+	}
+	if !errors.Is(err, pkgbuild.ErrInvalid) {
+		t.Error("error does not match pkgbuild.ErrInvalid")
 	}
 }
 

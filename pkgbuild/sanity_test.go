@@ -1,13 +1,10 @@
 package pkgbuild_test
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/aptfleet/aptfleet/pkgbuild"
 )
 
 // specDir writes a spec and the files it names into a temporary directory
@@ -102,25 +99,7 @@ func TestSpecSanity(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, dir)
 			}
-			f, err := os.Open(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			_, err = pkgbuild.Parse(f, spec)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			want := strings.NewReplacer("SPEC", spec, "DIR", dir).Replace(tt.want)
-			if err.Error() != want {
-				t.Errorf("error\n  %s\nwant\n  %s", err, want)
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Error("error spans more than one line")
-			}
-			if !errors.Is(err, pkgbuild.ErrInvalid) {
-				t.Error("error does not match pkgbuild.ErrInvalid")
-			}
+			wantParseError(t, spec, strings.NewReplacer("SPEC", spec, "DIR", dir).Replace(tt.want))
 		})
 	}
 }
