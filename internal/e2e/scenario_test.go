@@ -28,6 +28,7 @@ const (
 	v4 = "1.3.0-1"
 	v5 = "1.4.0-1"
 	v6 = "1.5.0-1"
+	v7 = "1.6.0-1"
 )
 
 // TestFleet is the product's end-to-end proof: publish, promote and roll
@@ -264,6 +265,44 @@ func TestFleet(t *testing.T) {
 			t.Errorf("no Slack message says %q; got %q", says, f.sns.slackTexts())
 		}
 	}
+
+	// --- 10: a host whose own configuration is broken takes part in a
+	// rollout: its fault quarantines it, not the release.
+	broken, others := rest[len(rest)-1], rest[:len(rest)-1]
+	step(10, "publish and promote "+v7+" while "+broken+"'s apt source file is missing",
+		"A host's own fault quarantines that host, not the release: it fails, says host_failed, and the rollout completes on every other host with no broken mark.")
+	before = failedBefore()
+	const sources = "/etc/apt/sources.list.d/aptfleet.sources"
+	if out, err := f.instance(broken).Run(ctx, "mv", sources, sources+".away"); err != nil {
+		t.Fatalf("remove %s on %s: %v\n%s", sources, broken, err, out)
+	}
+	tl.add("%s: its apt source file %s removed (a broken configuration)", broken, sources)
+	f.publish(f.hello(v7, 200))
+	f.promote(announceAt(f.slotOf(others[0])), app+"="+v7)
+	hf, err := f.sns.waitEvent(ctx, event.HostFailed, v7, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hf.Host != broken {
+		t.Errorf("host_failed for %s came from %s, want %s", v7, hf.Host, broken)
+	}
+	if err := f.waitVersion(v7, others, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := f.installed(broken); err != nil || v != v5 {
+		t.Errorf("%s runs %q (%v) after its host fault, want %s still", broken, v, err, v5)
+	}
+	if marked, err := f.rdb.HExists(ctx, "aptfleet:"+app+":"+env+":broken", v7).Result(); err != nil || marked {
+		t.Errorf("%s marked broken after a host fault: %v (%v)", v7, marked, err)
+	}
+	if !slackSays(f, broken, "own fault", v7) {
+		t.Errorf("no Slack message says %s could not deploy %s because of its own fault; got %q", broken, v7, f.sns.slackTexts())
+	}
+	requestsOK("step 10", before)
+	if out, err := f.instance(broken).Run(ctx, "mv", sources+".away", sources); err != nil {
+		t.Fatalf("put %s back on %s: %v\n%s", sources, broken, err, out)
+	}
+	tl.add("%s: host_failed, quarantined on %s; %s took %s; no broken mark", broken, v5, strings.Join(others, ", "), v7)
 
 	f.load.close()
 	rep.sent, rep.failed = f.load.counts()
