@@ -1,7 +1,6 @@
 package systemtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -161,28 +160,9 @@ func TestFailureAttribution(t *testing.T) {
 
 	t.Run("the dpkg lock held past the wait", func(t *testing.T) {
 		sleeper := f.buildSleeperFor(30)
-		if err := inst.CopyIn(ctx, sleeper, "/tmp/sleeper.deb"); err != nil {
-			t.Fatal(err)
-		}
-		holder := inst.Command(ctx, "dpkg", "-i", "/tmp/sleeper.deb")
-		var holderOut bytes.Buffer
-		holder.Stdout, holder.Stderr = &holderOut, &holderOut
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if out, _ := inst.Run(ctx, "pgrep", "-f", "sleeper-holds-the-dpkg-lock"); strings.TrimSpace(out) != "" {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal("the other dpkg run never started its preinst")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitHolder := holdDpkgLock(ctx, t, inst, sleeper)
 		hostFault(t, agent("i-lock", sourcesPath, 2*time.Second, 1), puller.HostDpkgLock)
-		if err := holder.Wait(); err != nil {
-			t.Fatalf("the other dpkg run: %v: %s", err, holderOut.String())
-		}
+		waitHolder()
 	})
 
 	t.Run("a release whose health check fails, broken_after 2", func(t *testing.T) {

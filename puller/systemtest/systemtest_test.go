@@ -342,30 +342,11 @@ func TestInstallRestartHealth(t *testing.T) {
 	t.Run("waits for the dpkg lock", func(t *testing.T) {
 		// Another dpkg run holds the lock for a few seconds (its preinst sleeps).
 		sleeper := f.buildSleeper()
-		if err := inst.CopyIn(ctx, sleeper, "/tmp/sleeper.deb"); err != nil {
-			t.Fatal(err)
-		}
-		holder := inst.Command(ctx, "dpkg", "-i", "/tmp/sleeper.deb")
-		var holderOut bytes.Buffer
-		holder.Stdout, holder.Stderr = &holderOut, &holderOut
-		if err := holder.Start(); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if out, _ := inst.Run(ctx, "pgrep", "-f", "sleeper-holds-the-dpkg-lock"); strings.TrimSpace(out) != "" {
-				break
-			}
-			if ctx.Err() != nil {
-				t.Fatal("the other dpkg run never started its preinst")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitHolder := holdDpkgLock(ctx, t, inst, sleeper)
 		if err := deploy("1.0-1"); err != nil {
 			t.Fatalf("deploy while another dpkg holds the lock: %v", err)
 		}
-		if err := holder.Wait(); err != nil {
-			t.Fatalf("the other dpkg run: %v: %s", err, holderOut.String())
-		}
+		waitHolder()
 		serves("hello 1.0-1 greeting=local")
 	})
 
@@ -538,4 +519,35 @@ func buildPullerDeb(t *testing.T, root, dir, pkg string) string {
 		t.Fatal(err)
 	}
 	return deb
+}
+
+// holdDpkgLock installs deb (whose preinst sleeps) in inst with dpkg, so that
+// it holds the dpkg lock, and returns once its preinst runs. The returned
+// func waits for that dpkg run to end and fails t if it failed.
+func holdDpkgLock(ctx context.Context, t *testing.T, inst *instance.Instance, deb string) (wait func()) {
+	t.Helper()
+	if err := inst.CopyIn(ctx, deb, "/tmp/sleeper.deb"); err != nil {
+		t.Fatal(err)
+	}
+	holder := inst.Command(ctx, "dpkg", "-i", "/tmp/sleeper.deb")
+	var holderOut bytes.Buffer
+	holder.Stdout, holder.Stderr = &holderOut, &holderOut
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if out, _ := inst.Run(ctx, "pgrep", "-f", "sleeper-holds-the-dpkg-lock"); strings.TrimSpace(out) != "" {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("the other dpkg run never started its preinst")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() {
+		t.Helper()
+		if err := holder.Wait(); err != nil {
+			t.Fatalf("the other dpkg run: %v: %s", err, holderOut.String())
+		}
+	}
 }
